@@ -173,7 +173,7 @@ def unknown_key(key: object, known: Iterable[str], what: str = "key") -> str:
     """The message for an unrecognised key, with a suggestion when one is close."""
     text = f"{key}: unknown {what}"
     if isinstance(key, str):
-        close = difflib.get_close_matches(key, list(known), n=1)
+        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
         if close:
             text += f" (did you mean {close[0]}?)"
     return text
