@@ -15,6 +15,7 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -47,7 +48,8 @@ def coerce_number(value: Any, *, integer: bool = False) -> tuple[int | float | N
     :returns: ``(number, None)`` when valid (a float unless ``integer``), else ``(None, problem)``.
     """
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    # Decimal is not a numbers.Real, but JSON parsed with parse_float=Decimal yields it.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
         return None, f"must be {kind}, got {value!r}"
     if isinstance(value, numbers.Integral):
         if integer:
