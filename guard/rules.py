@@ -116,7 +116,7 @@ class RuleSet:
 
 
 #: What :func:`parse_rules` and :func:`parse_config` accept.
-RuleSource: TypeAlias = "RuleSet | Mapping[str, Any] | str | bytes | os.PathLike[str]"
+RuleSource: TypeAlias = RuleSet | Mapping[str, Any] | str | bytes | os.PathLike[str]
 
 
 def parse_rules(source: RuleSource) -> RuleSet:

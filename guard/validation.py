@@ -21,7 +21,15 @@ from typing import Any, TypeVar
 
 from guard.errors import RuleError
 
-__all__ = ["MISSING", "FieldChecker", "build", "coerce_number", "plain", "unknown_key"]
+__all__ = [
+    "MISSING",
+    "FieldChecker",
+    "build",
+    "coerce_number",
+    "non_empty_string_problem",
+    "plain",
+    "unknown_key",
+]
 
 E = TypeVar("E", bound=StrEnum)
 R = TypeVar("R")
@@ -131,7 +139,7 @@ class FieldChecker:
             return None
         if isinstance(value, str) and value.strip():
             return value
-        self.fail(name, "must be a non-empty string")
+        self.fail(name, non_empty_string_problem(value))
         return None
 
     def boolean(self, name: str) -> bool | None:
@@ -169,6 +177,17 @@ class FieldChecker:
     def at_most(self, name: str, value: float | None, bound: float) -> None:
         if value is not None and value > bound:
             self.fail(name, f"must be <= {bound:g}")
+
+
+def non_empty_string_problem(value: object) -> str:
+    """The message for a value that is not a non-empty string.
+
+    A non-string is shown, since YAML turns some bare words into other types
+    (``on`` is True, ``null`` is None).
+    """
+    if isinstance(value, str):
+        return "must be a non-empty string"
+    return f"must be a non-empty string, got {value!r}"
 
 
 def unknown_key(key: object, known: Iterable[str], what: str = "key") -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from guard.validation import MISSING, FieldChecker, plain
+from guard.validation import MISSING, FieldChecker, non_empty_string_problem, plain
 
 __all__ = ["AuthorityRule", "AuthorityStrategy"]
 
@@ -58,7 +58,7 @@ class AuthorityRule:
             c.fail("origins", "must not be empty")
         for i, origin in enumerate(value):
             if not (isinstance(origin, str) and origin.strip()):
-                c.fail(f"origins[{i}]", "must be a non-empty string")
+                c.fail(f"origins[{i}]", non_empty_string_problem(origin))
         c.set("origins", tuple(value))
 
     def to_dict(self) -> dict[str, Any]:

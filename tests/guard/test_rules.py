@@ -282,6 +282,11 @@ def test_is_empty() -> None:
             "flow:\n- {resource: a, count: 1, strategy: relate}\n",
             "flow[0].ref_resource: required when strategy is relate",
         ),
+        # YAML 1.1 reads bare yes/on as booleans: the message shows what it got.
+        (
+            "authority:\n- {resource: a, origins: [yes]}\n",
+            "authority[0].origins[0]: must be a non-empty string, got True",
+        ),
         # PyYAML reads 1e3 (no dot) as a string: the message shows what it got.
         ("flow:\n- {resource: a, count: 1e3}\n", "flow[0].count: must be a number, got '1e3'"),
         ("flow:\n- {resource: a, count: 1, 1: x}\n", "flow[0].1: unknown key"),

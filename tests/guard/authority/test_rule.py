@@ -42,7 +42,10 @@ def test_origins_are_case_sensitive_values() -> None:
         (None, ["origins: must be a list of origin names"]),
         (
             ["ops", "", 3],
-            ["origins[1]: must be a non-empty string", "origins[2]: must be a non-empty string"],
+            [
+                "origins[1]: must be a non-empty string",
+                "origins[2]: must be a non-empty string, got 3",
+            ],
         ),
     ],
 )

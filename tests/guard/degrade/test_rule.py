@@ -90,7 +90,7 @@ def test_every_problem_is_collected() -> None:
     assert errors_of(
         resource=None, threshold=3, max_rt_ms=None, recovery_sec=0, min_requests=-1
     ) == [
-        "resource: must be a non-empty string",
+        "resource: must be a non-empty string, got None",
         "threshold: must be <= 1",
         "max_rt_ms: required when strategy is slow_ratio",
         "recovery_sec: must be > 0",
