@@ -29,7 +29,7 @@ from guard.errors import RuleError
 from guard.flow.rule import FlowRule
 from guard.param_flow.rule import ParamFlowRule
 from guard.system.rule import SystemRule
-from guard.validation import build, unknown_key
+from guard.validation import build, shown, unknown_key
 
 __all__ = ["KNOWN_SECTIONS", "RuleSet", "RuleSource", "parse_config", "parse_rules"]
 
@@ -75,10 +75,10 @@ class RuleSet:
                 continue
             for i, rule in enumerate(value):
                 if not isinstance(rule, cls):
-                    errors.append(f"{section}[{i}]: must be a {cls.__name__}, got {rule!r}")
+                    errors.append(f"{section}[{i}]: must be a {cls.__name__}, got {shown(rule)}")
             object.__setattr__(self, section, tuple(value))
         if self.system is not None and not isinstance(self.system, SystemRule):
-            errors.append(f"system: must be a SystemRule or None, got {self.system!r}")
+            errors.append(f"system: must be a SystemRule or None, got {shown(self.system)}")
         if errors:
             raise RuleError(errors)
 

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import math
 import numbers
+import reprlib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from enum import StrEnum
@@ -28,11 +29,23 @@ __all__ = [
     "coerce_number",
     "non_empty_string_problem",
     "plain",
+    "shown",
     "unknown_key",
 ]
 
 E = TypeVar("E", bound=StrEnum)
 R = TypeVar("R")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 2
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
+
+
+def shown(value: object) -> str:
+    """A short repr for messages: a YAML alias bomb must not turn into a huge string."""
+    return _REPR.repr(value)
 
 
 class _Missing:
@@ -58,7 +71,7 @@ def coerce_number(value: Any, *, integer: bool = False) -> tuple[int | float | N
     kind = "an integer" if integer else "a number"
     # Decimal is not a numbers.Real, but JSON parsed with parse_float=Decimal yields it.
     if isinstance(value, bool) or not isinstance(value, numbers.Real | Decimal):
-        return None, f"must be {kind}, got {value!r}"
+        return None, f"must be {kind}, got {shown(value)}"
     if isinstance(value, numbers.Integral):
         if integer:
             return int(value), None
@@ -72,7 +85,7 @@ def coerce_number(value: Any, *, integer: bool = False) -> tuple[int | float | N
     if not integer:
         return as_float, None
     if not as_float.is_integer():
-        return None, f"must be an integer, got {value!r}"
+        return None, f"must be an integer, got {shown(value)}"
     return int(as_float), None
 
 
@@ -149,7 +162,7 @@ class FieldChecker:
             return None
         if isinstance(value, bool):
             return value
-        self.fail(name, f"must be true or false, got {value!r}")
+        self.fail(name, f"must be true or false, got {shown(value)}")
         return None
 
     def number(self, name: str, *, integer: bool = False, optional: bool = False) -> Any:
@@ -187,12 +200,12 @@ def non_empty_string_problem(value: object) -> str:
     """
     if isinstance(value, str):
         return "must be a non-empty string"
-    return f"must be a non-empty string, got {value!r}"
+    return f"must be a non-empty string, got {shown(value)}"
 
 
 def unknown_key(key: object, known: Iterable[str], what: str = "key") -> str:
     """The message for an unrecognised key, with a suggestion when one is close."""
-    text = f"{key}: unknown {what}"
+    text = f"{key if isinstance(key, str) else shown(key)}: unknown {what}"
     if isinstance(key, str):
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
         if close:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
-from guard.validation import MISSING, FieldChecker, coerce_number, plain
+from guard.validation import MISSING, FieldChecker, coerce_number, plain, shown
 
 __all__ = ["ParamFlowControl", "ParamFlowRule", "ParamValue"]
 
@@ -88,7 +88,7 @@ class ParamFlowRule:
         stored: list[tuple[ParamValue, float]] = []
         seen: set[Any] = set()
         for value, count in pairs:
-            where = f"items[{value!r}]"
+            where = f"items[{shown(value)}]"
             if not _is_param_value(value):
                 c.fail(where, "value must be a string, a finite number or a boolean")
                 continue

@@ -557,3 +557,21 @@ def test_fixture_is_the_spec_example() -> None:
     ):
         assert needle in text
     assert os.path.getsize(SPEC_EXAMPLE) > 1000
+
+
+def test_alias_bomb_gives_a_short_message() -> None:
+    # Nine levels of nine aliases would expand to 9**9 strings if anything walked or
+    # printed them in full; the loader must only look at what a rule needs.
+    levels = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for n in range(1, 9):
+        refs = ", ".join([f"*l{n - 1}"] * 9)
+        levels.append(f"l{n}: &l{n} [{refs}]")
+    text = (
+        "sidecar:\n"
+        + "".join(f"  {line}\n" for line in levels)
+        + "authority:\n- {resource: r, origins: [*l8]}\n"
+        + "flow:\n- {resource: r, count: *l8}\n"
+    )
+    errors = errors_of(text)
+    assert [e.split(":")[0] for e in errors] == ["authority[0].origins[0]", "flow[0].count"]
+    assert all(len(e) < 300 for e in errors)
