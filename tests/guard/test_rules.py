@@ -575,3 +575,16 @@ def test_alias_bomb_gives_a_short_message() -> None:
     errors = errors_of(text)
     assert [e.split(":")[0] for e in errors] == ["authority[0].origins[0]", "flow[0].count"]
     assert all(len(e) < 300 for e in errors)
+
+
+def test_rule_sets_pickle_copy_and_replace() -> None:
+    import copy
+    import dataclasses
+    import pickle
+
+    assert pickle.loads(pickle.dumps(FULL)) == FULL
+    assert copy.deepcopy(FULL) == FULL
+    changed = dataclasses.replace(FULL.flow[0], count=5)
+    assert changed.count == 5.0 and changed != FULL.flow[0]
+    with pytest.raises(RuleError, match="count: must be >= 0"):
+        dataclasses.replace(FULL.flow[0], count=-5)
