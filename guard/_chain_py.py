@@ -49,6 +49,8 @@ __all__ = [
     "new_entry",
 ]
 
+_TRACE_ALL = (Exception,)
+
 # Entry states.
 NEW = 0
 ENTERED = 1
@@ -294,6 +296,7 @@ class Entry:
         self._setup(core, res, origin, args, count, inbound)
 
     # C types of the arguments are in _chain_c.pxd.
+    # C types of the arguments are in _chain_c.pxd.
     def _setup(self, core, res, origin, args, count, inbound):  # type: ignore[no-untyped-def]
         self.core = core
         self.res = res
@@ -301,18 +304,20 @@ class Entry:
         self.args = args
         self.count = count
         self.inbound = inbound
-        self.context_name = None
-        self.origin_node = None
-        self.context_node = None
-        self.plan = None
-        self.error = None
-        self.data = None
-        self.state = NEW
-        self.start = 0
-        self.pass_time = 0
-        self.end = 0
-        self.wait_ms = 0.0
-        self.trace_types = (Exception,)
+        if not cython.compiled:
+            # C fields start as None / 0 in the compiled twin; the pure one needs them set.
+            self.context_name = None
+            self.origin_node = None
+            self.context_node = None
+            self.plan = None
+            self.error = None
+            self.data = None
+            self.state = NEW
+            self.start = 0
+            self.pass_time = 0
+            self.end = 0
+            self.wait_ms = 0.0
+        self.trace_types = _TRACE_ALL
         self.ignore_types = ()
 
     @property
@@ -328,10 +333,11 @@ class Entry:
         if self.state != NEW:
             raise RuntimeError(f"{self.res.name}: entry already entered")
         res: Resource = self.res
-        plan: Plan = res.current_plan()
-        self.plan = plan
         core: Core = self.core
-        self.start = core.now()
+        plan: Plan = res.plan if res.gen == core.gen else res.current_plan()
+        self.plan = plan
+        # The clock is read inline: this runs on every entry (and at exit, below).
+        self.start = mono_ms() if core.real_clock else core.now()
         for slot in plan.prepare:
             prep: PrepareSlot = slot
             prep.prepare(self)
@@ -403,7 +409,7 @@ class Entry:
             return
         self.state = EXITED
         core: Core = self.core
-        self.end = core.now()
+        self.end = mono_ms() if core.real_clock else core.now()
         plan: Plan = self.plan
         for slot in plan.stats:
             st: Check = slot

@@ -114,7 +114,9 @@ class WarmUpController(Controller):
         old: cython.longlong = self.stored_tokens
         new: cython.longlong = old
         refill: cython.bint = False
-        if old < self.warning_token or (old > self.warning_token and previous_qps < int(self.count) // self.cold_factor):
+        if old < self.warning_token or (
+            old > self.warning_token and previous_qps < int(self.count) // self.cold_factor
+        ):
             refill = True
         if refill:
             new = int(old + (current - self.last_filled) * self.count / 1000.0)

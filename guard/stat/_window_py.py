@@ -28,7 +28,7 @@ from array import array
 
 import cython
 
-__all__ = ["FIELDS", "MAX_RT_MS", "LeapArray", "StatNode"]
+__all__ = ["LeapArray", "StatNode"]
 
 # Field offsets inside a bucket.
 PASS = 0
@@ -147,21 +147,30 @@ class StatNode:
         self.minute = LeapArray(60, 60_000)
         self.concurrency = 0
 
+    # The four writers touch both windows inline (one ``current`` call per window): they
+    # run on every entry and exit.
     def add_pass(self, now, count) -> None:
-        self.second.add(now, PASS, count)
-        self.minute.add(now, PASS, count)
+        win: LeapArray = self.second
+        win.values[win.current(now) * FIELDS + PASS] += count
+        win = self.minute
+        win.values[win.current(now) * FIELDS + PASS] += count
 
     def add_block(self, now, count) -> None:
-        self.second.add(now, BLOCK, count)
-        self.minute.add(now, BLOCK, count)
+        win: LeapArray = self.second
+        win.values[win.current(now) * FIELDS + BLOCK] += count
+        win = self.minute
+        win.values[win.current(now) * FIELDS + BLOCK] += count
 
     def add_success(self, now, rt, count) -> None:
         self.second.add_rt(now, rt, count)
-        self.minute.add_rt(now, rt, count)
+        win: LeapArray = self.minute
+        win.values[win.current(now) * FIELDS + SUCCESS] += count
 
     def add_exception(self, now, count) -> None:
-        self.second.add(now, EXCEPTION, count)
-        self.minute.add(now, EXCEPTION, count)
+        win: LeapArray = self.second
+        win.values[win.current(now) * FIELDS + EXCEPTION] += count
+        win = self.minute
+        win.values[win.current(now) * FIELDS + EXCEPTION] += count
 
     def pass_count(self, now):
         """Passes in the one-second window (what a QPS rule compares to its count)."""
