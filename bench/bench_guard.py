@@ -205,11 +205,18 @@ def report(results: dict[str, float], pure: dict[str, float], args: Any) -> None
         ns = pure[name]
         print(f"{'pure twin: ' + name:44} {ns:9.0f} {ns / pbase:12.2f}")
     a, n = results["async with entry(...), QPS rule"], results["async with no-op context manager"]
-    print(f"{'async with entry(...), QPS rule':44} {a:9.0f}   {a / n:.2f} x no-op async CM ({n:.0f})")
-    passed, rejected = results["@guard, QPS reject rule"], results["@guard, rejected (block_handler)"]
+    print(
+        f"{'async with entry(...), QPS rule':44} {a:9.0f}   {a / n:.2f} x no-op async CM ({n:.0f})"
+    )
+    passed, rejected = (
+        results["@guard, QPS reject rule"],
+        results["@guard, rejected (block_handler)"],
+    )
     print(f"rejected / passed call: {rejected / passed:.2f}")
     if "limits moving window" in results:
-        print(f"limits moving window / @guard QPS rule: {results['limits moving window'] / passed:.1f}")
+        print(
+            f"limits moving window / @guard QPS rule: {results['limits moving window'] / passed:.1f}"
+        )
     if args.callgrind:
         print("\ninstructions per call (valgrind --tool=callgrind)")
         counts = {c: callgrind_instructions(c, 20_000) for c in

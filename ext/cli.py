@@ -17,7 +17,10 @@ __all__ = ["main"]
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("ext.demo", "run protected functions under generated traffic and show what the guard does"),
+    "demo": (
+        "ext.demo",
+        "run protected functions under generated traffic and show what the guard does",
+    ),
     "check": ("ext.check", "validate a rule/config file; exit 1 listing every error"),
     "sidecar": ("ext.sidecar.cli", "run the HTTP reverse proxy with its admin API"),
     "top": ("ext.top", "live terminal dashboard of a sidecar's admin API"),

@@ -33,6 +33,10 @@ cdef class StatSlot(Check):
     pass
 
 
+cpdef Verdict block(error)
+cpdef Verdict wait(double ms)
+
+
 @cython.final
 cdef class Plan:
     cdef public list prepare

@@ -45,8 +45,10 @@ __all__ = [
     "StatSlot",
     "StatisticSlot",
     "Verdict",
+    "block",
     "enable_contexts",
     "new_entry",
+    "wait",
 ]
 
 _TRACE_ALL = (Exception,)
@@ -69,6 +71,22 @@ class Verdict:
         if self.error is not None:
             return f"Verdict(block={self.error!r})"
         return f"Verdict(wait_ms={self.wait_ms})"
+
+
+def block(error: Any) -> Verdict:
+    """A blocking verdict, built without a Python-level constructor call (hot path)."""
+    v: Verdict = Verdict.__new__(Verdict)
+    v.error = error
+    v.wait_ms = 0.0
+    return v
+
+
+def wait(ms: float) -> Verdict:
+    """A verdict asking the front to wait ``ms`` milliseconds before passing."""
+    v: Verdict = Verdict.__new__(Verdict)
+    v.error = None
+    v.wait_ms = ms
+    return v
 
 
 class PrepareSlot:

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
         StatisticSlot,
         StatSlot,
         Verdict,
+        block,
         new_entry,
+        wait,
     )
 
     IMPLEMENTATION = "py"
@@ -51,6 +53,8 @@ else:
     StatSlot = _mod.StatSlot
     Verdict = _mod.Verdict
     new_entry = _mod.new_entry
+    block = _mod.block
+    wait = _mod.wait
 
 __all__ = [
     "IMPLEMENTATION",
@@ -67,7 +71,9 @@ __all__ = [
     "StatSlot",
     "StatisticSlot",
     "Verdict",
+    "block",
     "new_entry",
+    "wait",
 ]
 
 

@@ -1,4 +1,4 @@
-from guard._chain_c cimport Check, Entry, Resource, Verdict
+from guard._chain_c cimport Check, Entry, Resource, block, wait
 from guard.stat._window_c cimport StatNode
 
 

@@ -24,10 +24,10 @@ import cython
 from guard.errors import FlowBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Resource, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, Resource, block, wait
     from cython.cimports.guard.stat._window_c import StatNode
 else:
-    from guard.chain import Check, Entry, Resource, Verdict
+    from guard.chain import Check, Entry, Resource, block, wait
     from guard.stat.window import StatNode
 
 __all__ = [
@@ -256,7 +256,7 @@ class FlowCheck(Check):
         self.states = states
 
     def check(self, e: Entry) -> Any:
-        wait: cython.double = 0.0
+        total: cython.double = 0.0
         result: cython.double
         now: cython.longlong = e.start
         for item in self.states:
@@ -268,8 +268,8 @@ class FlowCheck(Check):
             result = controller.can_pass(node, e.count, now)
             if result < 0.0:
                 retry = controller.retry_after(node, now)
-                return Verdict(FlowBlocked(e.res.name, state.rule, retry), 0.0)
-            wait += result
-        if wait > 0.0:
-            return Verdict(None, wait)
+                return block(FlowBlocked(e.res.name, state.rule, retry))
+            total += result
+        if total > 0.0:
+            return wait(total)
         return None
