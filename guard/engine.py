@@ -136,7 +136,7 @@ class Guard:
         Entering raises the ``BlockError``; an exception leaving the block is traced
         (counted for degrade rules) unless ignored.
         """
-        if not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{resource}: count must be an integer >= 1")
         e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
         e.trace_types = tuple(exceptions_to_trace)
