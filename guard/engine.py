@@ -138,6 +138,9 @@ class Guard:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{resource}: count must be an integer >= 1")
+        if origin is not None and not isinstance(origin, str):
+            # Checked here so both twins refuse it alike (origin nodes are keyed by str).
+            raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
         e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
         e.trace_types = tuple(exceptions_to_trace)
         e.ignore_types = tuple(exceptions_to_ignore)
@@ -173,6 +176,8 @@ class Guard:
         """
         if callable(resource):  # used bare: @engine.guard
             return self.guard()(resource)
+        if origin is not None and not callable(origin) and not isinstance(origin, str):
+            raise TypeError(f"guard: origin must be a str, a callable or None, not {origin!r}")
 
         def decorate(func: F) -> F:
             name = resource or f"{func.__module__}.{func.__qualname__}"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import guard as guard_pkg
 from guard import (
@@ -666,3 +669,164 @@ def test_module_functions_use_the_default_engine() -> None:
         assert g.stats("test.engine.default").total_block >= 1
     finally:
         g.load_rules(saved)
+
+
+# -- more edges ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", [5, b"web", ("a",)])
+def test_origin_must_be_a_string(origin: Any) -> None:
+    # Regression: the compiled chain raised a bare "Expected str, got int" while the pure
+    # twin silently keyed an origin node by the object.
+    g = engine({"resource": "r", "count": 1, "limit_app": "web"})
+    with pytest.raises(TypeError, match="r: origin must be a str"):
+        g.entry("r", origin=origin)
+    assert g.stats("r").total_pass == 0
+
+
+def test_exit_of_a_blocked_or_unentered_entry_books_nothing() -> None:
+    g = engine({"resource": "r", "count": 0})
+    e = g.entry("r")
+    e.exit()  # never entered
+    with pytest.raises(FlowBlocked):
+        e.__enter__()
+    e.exit()  # blocked
+    s = g.stats("r")
+    assert (s.total_pass, s.total_block, s.total_success, s.concurrency) == (0, 1, 0, 0)
+
+
+def test_first_traced_error_is_kept() -> None:
+    g = engine()
+    with pytest.raises(KeyError), g.entry("r") as e:
+        e.trace(ValueError("first"))
+        raise KeyError("second")
+    assert isinstance(e.error, ValueError)
+    assert g.stats("r").total_exception == 1
+
+
+def test_reload_keeps_concurrency_of_entries_in_flight() -> None:
+    g = engine({"resource": "r", "count": 2, "grade": "concurrency"})
+    held = [g.enter("r"), g.enter("r")]
+    g.load_rules({"flow": [{"resource": "r", "count": 3, "grade": "concurrency"}]})
+    held.append(g.enter("r"))  # 2 in flight + 1 <= 3
+    with pytest.raises(FlowBlocked):
+        g.enter("r")
+    for e in held:
+        e.exit()
+    assert g.stats("r").concurrency == 0
+
+
+def test_reordered_equal_rules_keep_their_state() -> None:
+    warm = {"resource": "r", "count": 10, "control": "warm_up"}
+    other = {"resource": "s", "count": 5}
+    g = engine(warm, other)
+    for s in range(14):
+        clock(g).set(s * 1000)
+        passes(g, "r", 30)
+    clock(g).set(14_000)
+    assert g.load_rules({"flow": [other, warm]}) is True  # same rules, another order
+    assert passes(g, "r", 30) == 10
+
+
+def test_rules_apply_past_6000_resources() -> None:
+    # Sentinel stops checking new resources past 6000 chains; we never leave one unchecked.
+    g = engine({"resource": "late", "count": 0})
+    for i in range(6500):
+        with g.entry(f"res{i}"):
+            pass
+    assert passes(g, "late", 2) == 0
+    assert len(g.resources()) == 6501
+
+
+def test_real_clock_engine() -> None:
+    import time
+
+    from guard.clock import MonotonicClock
+
+    g = Guard()
+    assert isinstance(g.clock, MonotonicClock)
+    before = int(time.monotonic() * 1000)
+    with g.entry("r"):
+        pass
+    s = g.stats("r")
+    assert (s.total_pass, s.total_success) == (1, 1)
+    assert s.avg_rt_ms < 1000
+    assert before <= g.clock.now_ms() <= int(time.monotonic() * 1000)
+
+
+def test_warm_up_rate_limiter_through_the_engine() -> None:
+    g = engine(
+        {
+            "resource": "r",
+            "count": 10,
+            "control": "warm_up_rate_limiter",
+            "max_queue_ms": 1000,
+        }
+    )
+    c = clock(g)
+    times = []
+    for _ in range(3):
+        e = g.enter("r")
+        times.append(c.now_ms())
+        e.exit()
+    assert times == [0, 300, 600]  # cold: 10/3 per second
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(0, 6),
+    sample_count=st.sampled_from([1, 2, 4, 10]),
+    gaps=st.lists(st.integers(0, 400), min_size=1, max_size=60),
+)
+def test_qps_reject_never_admits_more_than_count_in_the_window(
+    count: int, sample_count: int, gaps: list[int]
+) -> None:
+    g = engine({"resource": "r", "count": count}, sample_count=sample_count)
+    c = clock(g)
+    admitted: list[int] = []
+    for gap in gaps:
+        c.advance(gap)
+        if passes(g, "r") == 1:
+            admitted.append(c.now_ms())
+        # What the window holds never exceeds the count.
+        assert g.stats("r").pass_qps <= count
+    assert len(admitted) + g.stats("r").total_block == len(gaps)
+    # Any 1-second span holds at most 2 x count (the boundary burst a sliding window allows).
+    for t in admitted:
+        assert sum(1 for u in admitted if t <= u < t + 1000) <= 2 * count
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.sampled_from([0.5, 1.0, 3.0, 10.0, 250.0, 2000.0]),
+    max_queue_ms=st.integers(1, 800),
+    gaps=st.lists(st.integers(0, 300), min_size=1, max_size=40),
+)
+def test_rate_limiter_spacing_and_queue_bound_hold(
+    count: float, max_queue_ms: int, gaps: list[int]
+) -> None:
+    g = engine(
+        {"resource": "r", "count": count, "control": "rate_limiter", "max_queue_ms": max_queue_ms}
+    )
+    c = clock(g)
+    arrival = 0
+    slots: list[float] = []
+    from guard.flow.controllers import RateLimiterController
+
+    for gap in gaps:
+        arrival += gap
+        c.set(arrival)
+        try:
+            e = g.enter("r")
+        except FlowBlocked:
+            continue
+        waited = c.now_ms() - arrival
+        assert waited <= max_queue_ms + 1  # sleeps round to whole ms
+        e.exit()
+        (check,) = g._core.plans["r"].checks
+        limiter = check.states[0].controller
+        assert isinstance(limiter, RateLimiterController)
+        slots.append(limiter.latest_passed)
+    assert slots, "the first request always passes"
+    for a, b in pairwise(slots):
+        assert b - a >= 1000.0 / count - 1e-6

@@ -459,3 +459,45 @@ def test_wrapper_carries_the_function_attributes() -> None:
     assert wrapped.route == "/x"
     assert wrapped.__qualname__ == tagged.__qualname__
     assert wrapped.__module__ == __name__
+
+
+def test_static_origin_must_be_a_string_or_callable() -> None:
+    g = engine()
+    with pytest.raises(TypeError, match="origin must be a str, a callable or None"):
+        g.guard("r", origin=5)
+
+
+def test_callable_origin_returning_a_non_string_is_refused(request: pytest.FixtureRequest) -> None:
+    from guard.wrap import IMPLEMENTATION
+
+    if IMPLEMENTATION == "py":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="bug: the pure wrapper (_wrap_py/_chain_py) accepts an origin callable's "
+                "non-str result and keys an origin node by it; the compiled twin raises "
+                "TypeError('Expected str, got int')",
+            )
+        )
+    g = engine({"resource": "r", "count": 1, "limit_app": "7"})
+
+    @g.guard("r", origin=lambda: 7)
+    def f() -> str:
+        return "ran"
+
+    with pytest.raises(TypeError):
+        f()
+
+
+async def test_async_block_raises_when_awaited() -> None:
+    g = engine({"resource": "r", "count": 0})
+
+    @g.guard("r")
+    async def f() -> str:
+        return "ran"
+
+    coro = f()  # calling only builds the coroutine
+    assert g.stats("r").total_block == 0
+    with pytest.raises(FlowBlocked):
+        await coro
+    assert g.stats("r").total_block == 1
