@@ -185,3 +185,60 @@ def test_first_context_in_a_fresh_process_is_seen(twin: str, tmp_path: Path) -> 
         check=True,
     )
     assert out.stdout.split() == [twin, "1"]
+
+
+def test_one_context_object_entered_again_while_active() -> None:
+    # Regression: the object kept a single token, so the inner exit dropped it and the
+    # outer exit left the context set for good.
+    ctx = context("a")
+    with ctx:
+        with ctx:
+            assert current_context() == CallContext("a", "")
+        assert current_context() == CallContext("a", "")
+    assert current_context() is None
+
+
+def test_one_context_object_shared_by_threads() -> None:
+    # Regression: a module-level context object used by two threads at once left one
+    # thread inside the context after its `with` ended (a pooled worker would carry it
+    # into its next request).
+    shared = context("checkout", origin="web")
+    barrier = threading.Barrier(2)
+    after: list[Any] = []
+
+    def run() -> None:
+        with shared:
+            barrier.wait()
+            barrier.wait()
+        after.append(current_context())
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert after == [None, None]
+
+
+async def test_one_context_object_shared_by_tasks() -> None:
+    shared = context("checkout")
+    g = chain_engine()
+
+    async def handler(delay: int) -> tuple[Any, Any]:
+        with shared:
+            for _ in range(delay):
+                await asyncio.sleep(0)
+            inside = current_context()
+        return inside, current_context()
+
+    results = await asyncio.gather(*(handler(d) for d in (3, 1, 2)))
+    assert results == [(CallContext("checkout", ""), None)] * 3
+    with shared:
+        assert passes(g, 2) == 1
+    assert passes(g, 2) == 2
+
+
+def test_exit_without_enter_is_harmless() -> None:
+    ctx = context("a")
+    ctx.__exit__(None, None, None)
+    assert current_context() is None
