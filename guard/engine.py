@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from guard.flow.slot import FlowSlot
 from guard.stats import StatsSnapshot, snapshot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
 
-__all__ = ["Guard", "default_chain", "default_engine"]
+__all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -180,7 +181,7 @@ class Guard:
             raise TypeError(f"guard: origin must be a str, a callable or None, not {origin!r}")
 
         def decorate(func: F) -> F:
-            name = resource or f"{func.__module__}.{func.__qualname__}"
+            name = resource or default_resource_name(func)
             cls = AsyncGuardedFunction if asyncio.iscoroutinefunction(func) else GuardedFunction
             wrapped = cls(
                 func,
@@ -196,6 +197,17 @@ class Guard:
             return wrapped  # type: ignore[no-any-return]
 
         return decorate
+
+
+def default_resource_name(func: Callable[..., Any]) -> str:
+    """``f"{module}.{qualname}"`` of ``func``, looking through ``functools.partial`` and
+    falling back to the class of a callable object (which has no ``__qualname__``)."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{qualname}"
 
 
 _default: Guard | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from typing import Any
 
@@ -501,3 +502,26 @@ async def test_async_block_raises_when_awaited() -> None:
     with pytest.raises(FlowBlocked):
         await coro
     assert g.stats("r").total_block == 1
+
+
+async def test_default_name_of_partials_and_callable_objects() -> None:
+    # Regression: these have no __qualname__, and decorating them raised AttributeError.
+    g = engine()
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    class Doubler:
+        def __call__(self, x: int) -> int:
+            return 2 * x
+
+    async def aadd(a: int, b: int) -> int:
+        return a + b
+
+    assert g.guard(functools.partial(add, 1))(2) == 3
+    assert g.guard(functools.partial(functools.partial(add, 1), 2))() == 3
+    assert g.guard(Doubler())(4) == 8
+    assert await g.guard(functools.partial(aadd, 1))(5) == 6
+    local = f"{__name__}.test_default_name_of_partials_and_callable_objects.<locals>"
+    assert g.resources() == [f"{local}.Doubler", f"{local}.aadd", f"{local}.add"]
+    assert g.stats(f"{local}.add").total_pass == 2
