@@ -143,8 +143,9 @@ class Guard:
             # Checked here so both twins refuse it alike (origin nodes are keyed by str).
             raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
         e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
-        e.trace_types = tuple(exceptions_to_trace)
-        e.ignore_types = tuple(exceptions_to_ignore)
+        # (The pure twin's attribute types are inferred from its defaults; these widen them.)
+        e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
+        e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
         return e
 
     def enter(self, resource: str, **kwargs: Any) -> Entry:
@@ -194,7 +195,7 @@ class Guard:
                 tuple(exceptions_to_trace),
                 tuple(exceptions_to_ignore),
             )
-            return wrapped  # type: ignore[no-any-return]
+            return wrapped  # type: ignore[return-value]
 
         return decorate
 
