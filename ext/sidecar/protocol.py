@@ -96,6 +96,14 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._reject(400, "bad_request", str(exc))
 
+    def eof_received(self) -> bool:
+        # A client may half-close after its request: answer it, then close.
+        self.closing = True
+        if self.current is None or self._in_head:
+            return False
+        # keep the write side open, unless a request body was cut short (never completes)
+        return self._reading_ex is None or self._reading_ex.body_done
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.proxy.connections.discard(self)

@@ -168,6 +168,10 @@ class Sidecar:
         watcher = loop.create_task(
             watch_file(self.path, self.reload, self.stop_event, poll_interval=poll_interval)
         )
+        # The watcher starts a moment after this point; re-check the file once it surely
+        # runs, so an edit made between the first read and the watch is not missed.
+        for delay in (0.25, 1.0):
+            loop.call_later(delay, self.reload, "startup check")
         log.info(
             "guard sidecar: proxy on %s:%d admin on %s:%d (config %s)",
             *self.proxy_address,
