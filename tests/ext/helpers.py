@@ -334,3 +334,119 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 def iter_lines(text: str) -> Iterator[str]:
     yield from (line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+class InProcessProxy:
+    """The sidecar's data plane (``Proxy``) on its own event loop in a thread.
+
+    For tests that send thousands of requests: no subprocess start-up per case, and the
+    proxy's log records are collected in ``errors``.
+    """
+
+    def __init__(self, config: Any, guard: Any) -> None:
+        import logging
+
+        from ext.admin.metrics import Recorder
+
+        self.errors: list[str] = []
+        self.log = logging.getLogger(f"test.proxy.{id(self)}")
+        self.log.propagate = False
+        handler = logging.Handler(logging.ERROR)
+        handler.emit = lambda record: self.errors.append(record.getMessage())  # type: ignore[method-assign]
+        self.log.addHandler(handler)
+        self.metrics = Recorder()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._config, self._guard = config, guard
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("proxy did not start")
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    async def _start(self) -> None:
+        from ext.sidecar.proxy import Proxy
+
+        self.proxy = Proxy(self._guard, self._config, self.metrics, self.log)
+        self.port = (await self.proxy.start())[1]
+
+    def close(self) -> None:
+        fut = asyncio.run_coroutine_threadsafe(self.proxy.drain(1.0), self._loop)
+        try:
+            fut.result(10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+class FastUpstream:
+    """A minimal keep-alive HTTP/1.1 app (httptools) in a thread: answers ``ok`` quickly.
+
+    ``/status/N`` answers N. Used where thousands of requests go through the proxy.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("upstream did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(
+            self._loop.create_server(_FastProtocol, "127.0.0.1", 0)
+        )
+        self.port = server.sockets[0].getsockname()[1]
+        self._server = server
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.close()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+class _FastProtocol(asyncio.Protocol):
+    def connection_made(self, transport: Any) -> None:
+        import httptools
+
+        self.transport = transport
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+
+    def data_received(self, data: bytes) -> None:
+        import httptools
+
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.transport.close()
+
+    def on_url(self, url: bytes) -> None:
+        self.url = url
+
+    def on_message_complete(self) -> None:
+        status = 200
+        if self.url.startswith(b"/status/") and self.url[8:11].isdigit():
+            status = int(self.url[8:11])
+        self.transport.write(b"HTTP/1.1 %d X\r\ncontent-length: 2\r\n\r\nok" % status)
+        self.url = b""
