@@ -1,23 +1,28 @@
 """One proxied request: guard entry, upstream pick, streaming both ways, outcome.
 
-``Exchange.run`` is the only coroutine; everything after the upstream connection is
-chosen is driven by protocol callbacks, which write straight to the other side's
-transport (bodies are never buffered beyond the transports' own flow-control limits).
-The coroutine waits on one future that the callbacks resolve with the outcome.
+No task or coroutine is created per request in the common case. The engine's
+``aenter`` coroutine is stepped once by hand: when it completes at once (it does unless a
+rate-limiter rule makes the request wait) the request goes on synchronously; otherwise
+the rest of that coroutine runs in a task. After the upstream connection is chosen,
+everything is driven by protocol callbacks that write straight to the other side's
+transport, so bodies are never buffered beyond the transports' flow-control limits.
+``_finish`` runs exactly once per passed request and closes its guard entry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ext.sidecar.responses import HOP_BY_HOP, blocked_response, error_response
-from ext.sidecar.upstream import UpstreamConnection, UpstreamError
+from ext.sidecar.upstream import UpstreamConnection, UpstreamError, UpstreamTimeoutError
 from guard import BlockError
 
 if TYPE_CHECKING:
+    from ext.sidecar.config import Upstream
     from ext.sidecar.protocol import ClientConnection
 
 __all__ = ["Exchange", "UpstreamStatusError", "UpstreamTimeoutError"]
@@ -25,32 +30,52 @@ __all__ = ["Exchange", "UpstreamStatusError", "UpstreamTimeoutError"]
 _BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is opened
 _NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_DONE, _RETRY, _CLIENT_GONE = "done", "retry", "client_gone"
+_BLOCK_CACHE_MAX = 4096
 
 
 class UpstreamStatusError(Exception):
     """The upstream answered 5xx (traced for degrade rules)."""
 
 
-class UpstreamTimeoutError(UpstreamError, TimeoutError):
-    """The upstream did not answer within ``timeout_ms``."""
+class ClientGoneError(Exception):
+    """The client went away before its answer was complete (not traced)."""
+
+
+_blocked_cache: dict[tuple[str, str, float | None, bool], bytes] = {}
+
+
+def _blocked_bytes(reason: str, resource: str, retry_after: float | None, close: bool) -> bytes:
+    # Rejections must stay cheap (a blocked flood is when they matter): build each distinct
+    # answer once. retry_after is rounded up to whole seconds anyway, so keys repeat.
+    key = (reason, resource, None if retry_after is None else -(-retry_after // 1), close)
+    data = _blocked_cache.get(key)
+    if data is None:
+        if len(_blocked_cache) >= _BLOCK_CACHE_MAX:
+            _blocked_cache.clear()
+        data = _blocked_cache[key] = blocked_response(reason, resource, retry_after, close=close)
+    return data
 
 
 class Exchange:
     """State of one request from headers-complete to the last response byte."""
 
     __slots__ = (
+        "_attempt",
         "_buffer",
         "_buffered",
         "_conn",
-        "_fut",
-        "_last_io",
+        "_entry",
+        "_finished",
+        "_idle_since",
+        "_io",
         "_out_chunked",
         "_resp_eof",
+        "_seen_io",
         "_sent_body",
+        "_started",
+        "_started_on",
         "_status",
-        "_timeout",
-        "_timer",
+        "_upstream",
         "body_done",
         "client",
         "close_after",
@@ -63,6 +88,7 @@ class Exchange:
         "host",
         "keep_alive",
         "method",
+        "resource",
         "target",
         "te_codings",
         "version",
@@ -96,13 +122,19 @@ class Exchange:
         self.expect = False
         self.head_sent = False
         self.close_after = False
+        self.resource = ""
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._conn: UpstreamConnection | None = None
-        self._fut: asyncio.Future[str] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timeout = 0.0
-        self._last_io = 0.0
+        self._upstream: Upstream | None = None
+        self._entry: Any = None
+        self._finished = False
+        self._attempt = 0
+        self._started = 0.0
+        self._io = 0
+        self._seen_io = 0
+        self._idle_since = 0.0
+        self._started_on: Upstream | None = None
         self._out_chunked = False
         self._resp_eof = False
         self._sent_body = False
@@ -131,55 +163,71 @@ class Exchange:
         if conn is not None and self.framing == "chunked" and not self.discard:
             conn.write(b"0\r\n\r\n")
 
-    # -- the coroutine -----------------------------------------------------------------
-    async def run(self) -> None:
-        """Enter the guard, forward, record; always ends with ``client.exchange_done``."""
+    # -- entering the guard -------------------------------------------------------------
+    def start(self) -> None:
+        """Route, enter the guard, then forward or answer the block."""
         client = self.client
         proxy = client.proxy
         path, _, query = self.target.partition(b"?")
         match = proxy.router.match(self.method.decode("latin-1"), path.decode("latin-1"))
-        resource = match.resource
+        self.resource = resource = match.resource
         args: tuple[Any, ...] = ()
         if match.params:
             args = self._args(match.params, query)
         origin = ""
         if proxy.origin_header is not None:
             origin = self.header(proxy.origin_header) or ""
-        metrics = proxy.metrics
         try:
-            entry = await proxy.guard.aenter(resource, origin=origin, args=args, inbound=True)
+            coro = proxy.guard.aenter(resource, origin=origin, args=args, inbound=True)
+            yielded = coro.send(None)
+        except StopIteration as done:
+            self._entered(done.value)
+            return
         except BlockError as err:
-            metrics.blocked(resource, err.reason)
-            # A client that waits for "100 Continue" may or may not send its body now.
-            close = self._must_close() or (self.expect and not self.body_done)
-            self.close_after = close
-            self._answer(blocked_response(err.reason, resource, err.retry_after, close=close))
+            self._blocked(err)
+            return
+        except Exception:
+            proxy.log.exception("guard entry failed on %s", resource)
+            self.close_after = True
+            self._answer(error_response(500, "guard_error", close=True))
             client.exchange_done(self)
             return
-        metrics.passed(resource)
+        _finish_in_task(client.loop, coro, yielded, self._entered_later)
+
+    def _entered_later(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self.client.exchange_done(self)
+            return
+        err = task.exception()
+        if isinstance(err, BlockError):
+            self._blocked(err)
+        elif err is not None:
+            self.client.proxy.log.error("guard entry failed on %s: %r", self.resource, err)
+            self.close_after = True
+            self._answer(error_response(500, "guard_error", close=True))
+            self.client.exchange_done(self)
+        elif self.client.closed:
+            task.result().exit()  # the client left while the rule made it wait
+            self.client.exchange_done(self)
+        else:
+            self._entered(task.result())
+
+    def _blocked(self, err: BlockError) -> None:
+        self.client.proxy.metrics.blocked(self.resource, err.reason)
+        # A client that waits for "100 Continue" may or may not send its body now.
+        close = self._must_close() or (self.expect and not self.body_done)
+        self.close_after = close
+        self._answer(_blocked_bytes(err.reason, self.resource, err.retry_after, close))
+        self.client.exchange_done(self)
+
+    def _entered(self, entry: Any) -> None:
+        self._entry = entry
+        client = self.client
+        client.proxy.metrics.passed(self.resource)
+        self._started = time.perf_counter()
         if self.expect and not self.body_done:
             client.write(_CONTINUE)  # the upstream never sees Expect: we said "go on"
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            error = await self._forward()
-        except asyncio.CancelledError:
-            error = UpstreamError("proxy shut down during the request")
-            raise
-        except Exception as exc:  # a bug in the proxy: answer 502, keep serving others
-            proxy.log.exception("proxy failure on %s", resource)
-            error = exc
-            if not self.head_sent:
-                self.close_after = True
-                self._answer(error_response(502, "proxy_error", close=True))
-            else:
-                client.abort()
-        finally:
-            if error is not None:
-                entry.trace(error)
-            entry.exit()
-            metrics.completed(resource, time.perf_counter() - started, error is not None)
-            client.exchange_done(self)
+        self._dispatch()
 
     def _args(self, params: tuple[Any, ...], query: bytes) -> tuple[Any, ...]:
         values: list[Any] = []
@@ -203,78 +251,58 @@ class Exchange:
                 return value.decode("latin-1")
         return None
 
-    def _must_close(self) -> bool:
-        return not self.keep_alive or self.client.closing
-
-    def _answer(self, response: bytes) -> None:
-        """Write a proxy-made response; the request body, if any, is read and dropped."""
-        self.discard = True
-        self._buffer.clear()
-        self.client.resume_reading("buffer")
-        self.head_sent = True
-        self.client.write(response)
-
-    def _error(self, status: int, word: str, detail: str) -> None:
-        close = self._must_close()
-        self.close_after = self.close_after or close
-        self._answer(error_response(status, word, detail, close=close))
-
-    async def _forward(self) -> BaseException | None:
+    # -- reaching the upstream ----------------------------------------------------------
+    def _dispatch(self) -> None:
         proxy = self.client.proxy
-        loop = self.client.loop
-        for attempt in (0, 1):
-            upstream = proxy.balancer.pick()
-            try:
-                conn = await proxy.pool.acquire(upstream)
-            except TimeoutError:
-                proxy.balancer.on_done(upstream, True)
-                self._error(504, "upstream_timeout", "connect timed out")
-                return UpstreamTimeoutError(f"connect to {upstream.url} timed out")
-            except UpstreamError as exc:
-                proxy.balancer.on_done(upstream, True)
-                self._error(502, "upstream_unavailable", str(exc))
-                return exc
-            if self.client.closed:
-                proxy.pool.release(conn)
-                return None
-            proxy.balancer.on_start(upstream)
-            self._fut = fut = loop.create_future()
+        self._upstream = upstream = proxy.balancer.pick()
+        conn = proxy.pool.take_idle(upstream)
+        if conn is not None:
             self._attach(conn)
-            now = loop.time()
-            self._last_io = now
-            self._timeout = proxy.timeout
-            self._timer = loop.call_at(now + proxy.timeout, self._on_timer)
-            try:
-                outcome = await fut
-            finally:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-            proxy.balancer.on_done(upstream, isinstance(outcome, BaseException))
-            if outcome == _RETRY and attempt == 0:
-                continue
-            if isinstance(outcome, BaseException):
-                return outcome
-            if self._status >= 500:
-                return UpstreamStatusError(f"upstream answered {self._status}")
-            return None
-        return None
+        else:
+            proxy.pool.connect(upstream, self._connected)
+
+    def _connected(self, conn: UpstreamConnection | None, error: Exception | None) -> None:
+        proxy = self.client.proxy
+        if self._finished or self.client.closed:
+            if conn is not None:
+                proxy.pool.release(conn)
+            self._finish(ClientGoneError())
+            return
+        if conn is None:
+            assert error is not None and self._upstream is not None
+            proxy.balancer.on_start(self._upstream)
+            self._started_on = self._upstream
+            if isinstance(error, TimeoutError):
+                self._error(504, "upstream_timeout", str(error))
+            else:
+                self._error(502, "upstream_unavailable", str(error))
+            self._finish(error)
+            return
+        self._attach(conn)
 
     def _attach(self, conn: UpstreamConnection) -> None:
+        client = self.client
+        proxy = client.proxy
+        proxy.balancer.on_start(conn.upstream)
+        self._started_on = conn.upstream
         self._conn = conn
         conn.exchange = self
         conn.head_only = self.method == b"HEAD"
-        conn.transport.write(self._request_head(conn))  # type: ignore[union-attr]
+        self._idle_since = client.loop.time()
+        proxy.active.add(self)
+        head = self._request_head(conn)
         if self._buffer:
             self._sent_body = True
             if self.framing == "chunked":
                 data = b"".join(self._buffer)
-                conn.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))  # type: ignore[union-attr]
+                conn.transport.writelines((head, b"%x\r\n" % len(data), data, b"\r\n"))  # type: ignore[union-attr]
             else:
-                conn.transport.writelines(self._buffer)  # type: ignore[union-attr]
+                conn.transport.writelines((head, *self._buffer))  # type: ignore[union-attr]
             self._buffer.clear()
             self._buffered = 0
-            self.client.resume_reading("buffer")
+            client.resume_reading("buffer")
+        else:
+            conn.transport.write(head)  # type: ignore[union-attr]
         if self.body_done and self.framing == "chunked":
             conn.write(b"0\r\n\r\n")
 
@@ -318,23 +346,29 @@ class Exchange:
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], up_keep: bool
     ) -> None:
         self._status = status
-        self._last_io = self.client.loop.time()
-        conn_tokens: frozenset[bytes] = frozenset()
+        self._io += 1
         length = None
         chunked = False
+        conn_tokens = None
         out = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"-")]
-        lowered = [(n, v, n.lower()) for n, v in headers]
-        for _, value, lname in lowered:
-            if lname == b"connection":
-                conn_tokens = conn_tokens | {t.strip().lower() for t in value.split(b",")}
-        for name, value, lname in lowered:
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                if lname == b"transfer-encoding":
+                    chunked = True
+                elif lname == b"connection":
+                    conn_tokens = {t.strip().lower() for t in value.split(b",")}
+                continue
             if lname == b"content-length":
                 length = value
-            elif lname == b"transfer-encoding":
-                chunked = True
-            if lname in HOP_BY_HOP or lname in conn_tokens:
-                continue
             out += (name, b": ", value, b"\r\n")
+        if conn_tokens:  # rare: drop the fields the upstream named as hop-by-hop
+            out = [out[0]] + [
+                p
+                for n, v in headers
+                if n.lower() not in conn_tokens and n.lower() not in HOP_BY_HOP
+                for p in (n, b": ", v, b"\r\n")
+            ]
         no_body = self.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
         if not no_body and length is None:
             # chunked or read-until-close upstream body: re-frame for the client
@@ -344,19 +378,22 @@ class Exchange:
                 out.append(b"transfer-encoding: chunked\r\n")
             else:
                 self.close_after = True
-        if self._must_close() or self.close_after or not self.body_done:
+        if self.close_after or not self.body_done or self._must_close():
             self.close_after = True
-            out.append(b"connection: close\r\n")
+            out.append(b"connection: close\r\n\r\n")
         elif self.version == "1.0":
-            out.append(b"connection: keep-alive\r\n")
-        out.append(b"\r\n")
+            out.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            out.append(b"\r\n")
         self.head_sent = True
         self.client.write(b"".join(out))
 
     def response_body(self, data: bytes) -> None:
-        self._last_io = self.client.loop.time()
+        self._io += 1
         if self._out_chunked:
-            self.client.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            self.client.write(b"%x\r\n" % len(data))
+            self.client.write(data)
+            self.client.write(b"\r\n")
         else:
             self.client.write(data)
 
@@ -370,38 +407,50 @@ class Exchange:
             conn.close()
         self._conn = None
         self.discard = True  # any late request bytes have nowhere to go
-        self._resolve(_DONE)
+        status = self._status
+        self._finish(UpstreamStatusError(f"upstream answered {status}") if status >= 500 else None)
 
     def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
         self._conn = None
         if self.head_sent and self._resp_eof:
             self.response_end(conn, reusable=False)  # body delimited by the close
             return
-        if not self.head_sent and conn.reused and not self._sent_body and self.framing == "none":
-            self._resolve(_RETRY)  # a pooled connection the app closed meanwhile
+        if (
+            not self.head_sent
+            and conn.reused
+            and not self._sent_body
+            and self.framing == "none"
+            and self._attempt == 0
+        ):
+            # A pooled connection the app closed meanwhile: try once on a fresh one.
+            self._attempt = 1
+            self.client.proxy.active.discard(self)
+            self._release_balancer(True)
+            self._dispatch()
             return
         self.upstream_failed(UpstreamError(f"{conn.upstream.url} closed the connection"))
 
     def upstream_failed(self, error: Exception) -> None:
         self.discard = True
         if self._conn is not None:
-            self._conn.close()
+            self._conn.exchange = None
+            self._conn.abort()
             self._conn = None
         if self.head_sent:
             self.client.abort()  # a truncated response must not look complete
+        elif isinstance(error, TimeoutError):
+            self._error(504, "upstream_timeout", str(error))
         else:
-            if isinstance(error, TimeoutError):
-                self._error(504, "upstream_timeout", str(error))
-            else:
-                self._error(502, "bad_gateway", str(error))
-        self._resolve(error)
+            self._error(502, "bad_gateway", str(error))
+        self._finish(error)
 
     def client_lost(self) -> None:
         if self._conn is not None:
             self._conn.exchange = None
             self._conn.abort()
             self._conn = None
-        self._resolve(_CLIENT_GONE)
+        if self._entry is not None:
+            self._finish(ClientGoneError())
 
     def client_write_paused(self, paused: bool) -> None:
         conn = self._conn
@@ -411,23 +460,76 @@ class Exchange:
             else:
                 conn.transport.resume_reading()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        loop = self.client.loop
-        due = self._last_io + self._timeout
-        if loop.time() < due:
-            self._timer = loop.call_at(due, self._on_timer)
-            return
-        if self.client.write_paused:  # the client is slow, not the upstream
-            self._timer = loop.call_at(loop.time() + self._timeout, self._on_timer)
-            return
-        conn = self._conn
-        if conn is not None:
-            conn.exchange = None
-            conn.abort()
-        self.upstream_failed(UpstreamTimeoutError(f"no answer within {self._timeout:g}s"))
+    def check_timeout(self, now: float, timeout: float) -> None:
+        """Called by the proxy's sweep: fail with 504 after ``timeout`` s of upstream silence.
 
-    def _resolve(self, outcome: Any) -> None:
-        fut = self._fut
-        if fut is not None and not fut.done():
-            fut.set_result(outcome)
+        Progress is an event counter, not a clock read per chunk; a client too slow to
+        take the response (write paused) is not the upstream's fault.
+        """
+        if self._io != self._seen_io or self.client.write_paused:
+            self._seen_io = self._io
+            self._idle_since = now
+        elif now - self._idle_since >= timeout:
+            self.upstream_failed(UpstreamTimeoutError(f"no answer within {timeout:g}s"))
+
+    # -- ending -------------------------------------------------------------------------
+    def _must_close(self) -> bool:
+        return not self.keep_alive or self.client.closing
+
+    def _answer(self, response: bytes) -> None:
+        """Write a proxy-made response; the request body, if any, is read and dropped."""
+        self.discard = True
+        self._buffer.clear()
+        self.client.resume_reading("buffer")
+        self.head_sent = True
+        self.client.write(response)
+
+    def _error(self, status: int, word: str, detail: str) -> None:
+        close = self._must_close()
+        self.close_after = self.close_after or close
+        self._answer(error_response(status, word, detail, close=close))
+
+    def _release_balancer(self, failed: bool) -> None:
+        if self._started_on is not None:
+            self.client.proxy.balancer.on_done(self._started_on, failed)
+            self._started_on = None
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        client = self.client
+        proxy = client.proxy
+        proxy.active.discard(self)
+        self._release_balancer(isinstance(error, UpstreamError))
+        entry = self._entry
+        if entry is not None:
+            traced = error is not None and not isinstance(error, ClientGoneError)
+            if traced:
+                entry.trace(error)
+            entry.exit()
+            proxy.metrics.completed(self.resource, time.perf_counter() - self._started, traced)
+        client.exchange_done(self)
+
+
+def _finish_in_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, Any],
+    yielded: Any,
+    callback: Any,
+) -> None:
+    """Run the rest of a coroutine that suspended on its first step in a task.
+
+    A task's first step sends None into the coroutine, which is exactly what resumes an
+    ``await`` of a future once that future is done (or a bare ``yield``), so the task is
+    created only then.
+    """
+
+    def go(_: Any = None) -> None:
+        task = loop.create_task(coro)
+        task.add_done_callback(callback)
+
+    if yielded is None:
+        loop.call_soon(go)
+    else:
+        yielded.add_done_callback(go)

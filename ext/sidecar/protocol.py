@@ -66,6 +66,8 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._batch = 0
+        self._out: list[bytes] = []
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -77,6 +79,13 @@ class ClientConnection(asyncio.Protocol):
         self._arm(self.proxy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
+        self._batch += 1
+        try:
+            self._feed(data)
+        finally:
+            self.end_batch()
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -85,7 +94,7 @@ class ClientConnection(asyncio.Protocol):
             self._parser = httptools.HttpRequestParser(self)
             rest = data[int(upgrade.args[0]) :]
             if rest:
-                self.data_received(rest)
+                self._feed(rest)
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _Reject):
@@ -230,7 +239,7 @@ class ClientConnection(asyncio.Protocol):
     # -- exchange lifecycle -----------------------------------------------------------
     def _start(self, ex: Exchange) -> None:
         self.current = ex
-        self.loop.create_task(ex.run())
+        ex.start()
 
     def exchange_done(self, ex: Exchange) -> None:
         """Called once per exchange when its answer has been written."""
@@ -241,6 +250,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if ex.close_after or not ex.keep_alive or self.closing:
             self.closing = True
+            self.flush()
             self.transport.close()
             return
         if self.pending:
@@ -267,6 +277,7 @@ class ClientConnection(asyncio.Protocol):
         self.proxy.metrics.rejected(status)
         self.closing = True
         self.write(error_response(status, word, detail, close=True))
+        self.flush()
         self.transport.close()
 
     # -- timers: one per connection, re-armed lazily ----------------------------------
@@ -289,16 +300,37 @@ class ClientConnection(asyncio.Protocol):
             self._reject(408, "request_timeout", "request headers not received in time")
         else:
             self.closing = True
+            self.flush()
             self.transport.close()
 
     # -- output and flow control ------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        if self._batch:
+            self._out.append(data)
+        else:
             self.transport.write(data)
 
-    def writelines(self, parts: Any) -> None:
-        if not self.closed:
-            self.transport.writelines(parts)
+    def begin_batch(self) -> None:
+        """Collect writes until ``end_batch``: one send for a response head and body."""
+        self._batch += 1
+
+    def end_batch(self) -> None:
+        self._batch -= 1
+        if not self._batch and self._out:
+            self.flush()
+
+    def flush(self) -> None:
+        out = self._out
+        if out:
+            self._out = []
+            if self.closed:
+                return
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writelines(out)
 
     def abort(self) -> None:
         self.closing = True
@@ -320,6 +352,7 @@ class ClientConnection(asyncio.Protocol):
         """Close now when no request is in flight (drain); else close after it."""
         self.closing = True
         if self.current is None and self._reading_ex is None:
+            self.flush()
             self.transport.close()
             return True
         return False

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from typing import Any
 
 from ext.admin.metrics import Recorder
 from ext.sidecar.balancer import Balancer, make_balancer
 from ext.sidecar.config import SidecarConfig
+from ext.sidecar.exchange import Exchange
 from ext.sidecar.protocol import ClientConnection
 from ext.sidecar.routing import Router
 from ext.sidecar.upstream import UpstreamPool
@@ -33,6 +33,8 @@ class Proxy:
         self.log = log
         self.loop = asyncio.get_running_loop()
         self.connections: set[ClientConnection] = set()
+        self.active: set[Exchange] = set()  # exchanges waiting on an upstream
+        self._sweeper: asyncio.TimerHandle | None = None
         self.server: asyncio.AbstractServer | None = None
         self.pool = UpstreamPool(config.pool_size, config.connect_timeout_ms / 1000)
         self.config = config
@@ -76,10 +78,17 @@ class Proxy:
         self.server = await self.loop.create_server(
             lambda: ClientConnection(self), host, port, reuse_address=True, backlog=2048
         )
-        sock = self.server.sockets[0]
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        bound = sock.getsockname()
+        self._sweep()
+        bound = self.server.sockets[0].getsockname()
         return bound[0], bound[1]
+
+    def _sweep(self) -> None:
+        # One timer for every upstream wait instead of one per request.
+        now = self.loop.time()
+        timeout = self.timeout
+        for ex in list(self.active):
+            ex.check_timeout(now, timeout)
+        self._sweeper = self.loop.call_later(max(0.01, min(0.1, timeout / 10)), self._sweep)
 
     async def drain(self, seconds: float) -> int:
         """Stop accepting, let in-flight requests finish for up to ``seconds``.
@@ -98,6 +107,8 @@ class Proxy:
             conn.abort()
             cut += 1
         self.pool.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         return cut
 
     def in_flight(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -19,7 +20,7 @@ from ext.sidecar.config import Upstream
 if TYPE_CHECKING:
     from ext.sidecar.exchange import Exchange
 
-__all__ = ["UpstreamConnection", "UpstreamError", "UpstreamPool"]
+__all__ = ["UpstreamConnection", "UpstreamError", "UpstreamPool", "UpstreamTimeoutError"]
 
 
 class UpstreamError(Exception):
@@ -27,6 +28,10 @@ class UpstreamError(Exception):
 
     Traced on the resource's entry as an exception, so degrade rules count it.
     """
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    """The upstream did not connect or answer in time (answered 504)."""
 
 
 class _SkipBody(Exception):
@@ -68,10 +73,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self.exchange is None:
+        exchange = self.exchange
+        if exchange is None:
             # Bytes on an idle connection: the app is confused; never reuse it.
             self.close()
             return
+        client = exchange.client
+        client.begin_batch()  # head and body parsed from this read leave in one write
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -81,6 +89,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(UpstreamError(f"bad response from {self.upstream.url}: {exc.__context__}"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"bad response from {self.upstream.url}: {exc}"))
+        finally:
+            client.end_batch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -179,12 +189,8 @@ class UpstreamPool:
         self.connects_total = 0
         self.reuses_total = 0
 
-    async def acquire(self, upstream: Upstream) -> UpstreamConnection:
-        """An idle connection to ``upstream``, or a new one.
-
-        :raises UpstreamError: connection refused or unreachable.
-        :raises TimeoutError: connecting took longer than ``connect_timeout``.
-        """
+    def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
+        """An idle keep-alive connection to ``upstream``, or None."""
         idle = self._idle.get(upstream)
         while idle:
             conn = idle.pop()  # most recently used first: least likely to be stale
@@ -192,21 +198,41 @@ class UpstreamPool:
                 conn.reused = True
                 self.reuses_total += 1
                 return conn
-        return await self.connect(upstream)
+        return None
 
-    async def connect(self, upstream: Upstream) -> UpstreamConnection:
-        """Open a new connection (not pooled until released)."""
+    def connect(
+        self,
+        upstream: Upstream,
+        callback: Callable[[UpstreamConnection | None, Exception | None], None],
+    ) -> None:
+        """Open a new connection; ``callback(conn, None)`` or ``callback(None, error)``.
+
+        The error is an ``UpstreamTimeoutError`` after ``connect_timeout``, else an
+        ``UpstreamError``.
+        """
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: UpstreamConnection(self, upstream), upstream.host, upstream.port
-                )
-        except OSError as exc:
-            raise UpstreamError(f"cannot connect to {upstream.url}: {exc.strerror or exc}") from exc
-        self.open_connections += 1
-        self.connects_total += 1
-        return conn
+        task = loop.create_task(
+            loop.create_connection(
+                lambda: UpstreamConnection(self, upstream), upstream.host, upstream.port
+            )
+        )
+        timer = loop.call_later(self.connect_timeout, task.cancel)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            timer.cancel()
+            if t.cancelled():
+                callback(None, UpstreamTimeoutError(f"connect to {upstream.url} timed out"))
+                return
+            exc = t.exception()
+            if exc is not None:
+                reason = getattr(exc, "strerror", None) or exc
+                callback(None, UpstreamError(f"cannot connect to {upstream.url}: {reason}"))
+                return
+            self.open_connections += 1
+            self.connects_total += 1
+            callback(t.result()[1], None)
+
+        task.add_done_callback(done)
 
     def release(self, conn: UpstreamConnection) -> None:
         """Return a connection whose exchange completed cleanly."""
