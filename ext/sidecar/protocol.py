@@ -246,7 +246,7 @@ class ClientConnection(asyncio.Protocol):
         if self.current is not ex:
             return
         self.current = None
-        if self.closed:
+        if self.closed or self.transport.is_closing():
             return
         if ex.close_after or not ex.keep_alive or self.closing:
             self.closing = True

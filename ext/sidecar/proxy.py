@@ -70,6 +70,7 @@ class Proxy:
                 hash_key=config.hash_key,
                 slow_start_sec=config.slow_start_sec,
             )
+            self.pool.retain(config.upstreams)
         self.config = config
 
     async def start(self) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -257,6 +257,14 @@ class UpstreamPool:
                 idle.remove(conn)
             except ValueError:
                 pass
+
+    def retain(self, upstreams: Iterable[Upstream]) -> None:
+        """Close idle connections to upstreams no longer configured (after a reload)."""
+        keep = set(upstreams)
+        for upstream in [u for u in self._idle if u not in keep]:
+            idle = self._idle.pop(upstream)
+            while idle:
+                idle.pop().close()
 
     def idle_count(self) -> int:
         return sum(len(d) for d in self._idle.values())

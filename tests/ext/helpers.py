@@ -407,8 +407,9 @@ class FastUpstream:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
+        self._conns: set[_FastProtocol] = set()
         server = self._loop.run_until_complete(
-            self._loop.create_server(_FastProtocol, "127.0.0.1", 0)
+            self._loop.create_server(lambda: _FastProtocol(self._conns), "127.0.0.1", 0)
         )
         self.port = server.sockets[0].getsockname()[1]
         self._server = server
@@ -417,7 +418,9 @@ class FastUpstream:
             self._loop.run_forever()
         finally:
             server.close()
-            self._loop.run_until_complete(server.wait_closed())
+            for conn in list(self._conns):
+                conn.transport.close()
+            self._loop.run_until_complete(asyncio.sleep(0.01))
             self._loop.close()
 
     def close(self) -> None:
@@ -426,9 +429,13 @@ class FastUpstream:
 
 
 class _FastProtocol(asyncio.Protocol):
+    def __init__(self, registry: set[_FastProtocol]) -> None:
+        self.registry = registry
+
     def connection_made(self, transport: Any) -> None:
         import httptools
 
+        self.registry.add(self)
         self.transport = transport
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
@@ -441,6 +448,9 @@ class _FastProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self.transport.close()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.discard(self)
+
     def on_url(self, url: bytes) -> None:
         self.url = url
 
@@ -450,3 +460,42 @@ class _FastProtocol(asyncio.Protocol):
             status = int(self.url[8:11])
         self.transport.write(b"HTTP/1.1 %d X\r\ncontent-length: 2\r\n\r\nok" % status)
         self.url = b""
+
+
+class RawUpstream:
+    """A socket server that answers every request with fixed raw bytes, then closes.
+
+    For upstream misbehaviour: close-delimited bodies, garbage, truncated responses.
+    """
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(5)
