@@ -58,14 +58,19 @@ class Recorder:
         return c
 
     def passed(self, resource: str) -> None:
-        self._get(resource).passes += 1
+        c = self.resources.get(resource)
+        if c is None:
+            c = self._get(resource)
+        c.passes += 1
 
     def blocked(self, resource: str, reason: str) -> None:
         blocks = self._get(resource).blocks
         blocks[reason] = blocks.get(reason, 0) + 1
 
     def completed(self, resource: str, seconds: float, exception: bool) -> None:
-        c = self._get(resource)
+        c = self.resources.get(resource)
+        if c is None:
+            c = self._get(resource)
         c.successes += 1  # as Sentinel: every completed entry, exception or not
         if exception:
             c.exceptions += 1

@@ -18,8 +18,11 @@ class Balancer:
     """Chooses one upstream per request.
 
     ``pick`` gets a callable that extracts the request's hash key (for policies that need
-    one); ``on_start``/``on_done`` let policies track in-flight requests.
+    one); ``on_start``/``on_done`` let policies track in-flight requests, and are only
+    called when ``tracks_requests`` is True (saves two calls per request otherwise).
     """
+
+    tracks_requests = False
 
     def __init__(self, upstreams: Sequence[Upstream], **options: Any) -> None:
         if not upstreams:

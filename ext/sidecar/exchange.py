@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from ext.sidecar.responses import HOP_BY_HOP, blocked_response, error_response
+from ext.sidecar.responses import HOP_BY_HOP, REASONS, blocked_response, error_response
 from ext.sidecar.upstream import UpstreamConnection, UpstreamError, UpstreamTimeoutError
 from guard import BlockError
 
@@ -31,6 +31,7 @@ _BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is
 _NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _BLOCK_CACHE_MAX = 4096
+_CONN_WORDS = HOP_BY_HOP | {b"close", b""}
 
 
 class UpstreamStatusError(Exception):
@@ -169,7 +170,7 @@ class Exchange:
         client = self.client
         proxy = client.proxy
         path, _, query = self.target.partition(b"?")
-        match = proxy.router.match(self.method.decode("latin-1"), path.decode("latin-1"))
+        match = proxy.router.match(self.method, path)
         self.resource = resource = match.resource
         args: tuple[Any, ...] = ()
         if match.params:
@@ -270,8 +271,9 @@ class Exchange:
             return
         if conn is None:
             assert error is not None and self._upstream is not None
-            proxy.balancer.on_start(self._upstream)
-            self._started_on = self._upstream
+            if proxy.balancer.tracks_requests:
+                proxy.balancer.on_start(self._upstream)
+                self._started_on = self._upstream
             if isinstance(error, TimeoutError):
                 self._error(504, "upstream_timeout", str(error))
             else:
@@ -283,8 +285,9 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         client = self.client
         proxy = client.proxy
-        proxy.balancer.on_start(conn.upstream)
-        self._started_on = conn.upstream
+        if proxy.balancer.tracks_requests:
+            proxy.balancer.on_start(conn.upstream)
+            self._started_on = conn.upstream
         self._conn = conn
         conn.exchange = self
         conn.head_only = self.method == b"HEAD"
@@ -342,22 +345,21 @@ class Exchange:
         return b"".join(parts)
 
     # -- upstream events ----------------------------------------------------------------
-    def response_head(
-        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], up_keep: bool
-    ) -> None:
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self._status = status
         self._io += 1
         length = None
         chunked = False
         conn_tokens = None
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"-")]
+        out = [_STATUS_LINES.get(status) or _status_line(status)]
         for name, value in headers:
             lname = name.lower()
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
                     chunked = True
-                elif lname == b"connection":
-                    conn_tokens = {t.strip().lower() for t in value.split(b",")}
+                elif lname == b"connection" and value.lower() not in _CONN_WORDS:
+                    # "keep-alive"/"close" name nothing to drop; anything else is rare
+                    conn_tokens = {t.strip().lower() for t in value.split(b",")} - _CONN_WORDS
                 continue
             if lname == b"content-length":
                 length = value
@@ -501,7 +503,8 @@ class Exchange:
         client = self.client
         proxy = client.proxy
         proxy.active.discard(self)
-        self._release_balancer(isinstance(error, UpstreamError))
+        if self._started_on is not None:
+            self._release_balancer(isinstance(error, UpstreamError))
         entry = self._entry
         if entry is not None:
             traced = error is not None and not isinstance(error, ClientGoneError)
@@ -510,6 +513,18 @@ class Exchange:
             entry.exit()
             proxy.metrics.completed(self.resource, time.perf_counter() - self._started, traced)
         client.exchange_done(self)
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))
+        if len(_STATUS_LINES) < 1000:
+            _STATUS_LINES[status] = line
+    return line
 
 
 def _finish_in_task(

@@ -11,7 +11,14 @@ import json
 import math
 from http import HTTPStatus
 
-__all__ = ["BLOCK_STATUS", "HOP_BY_HOP", "blocked_response", "error_response", "simple_response"]
+__all__ = [
+    "BLOCK_STATUS",
+    "HOP_BY_HOP",
+    "REASONS",
+    "blocked_response",
+    "error_response",
+    "simple_response",
+]
 
 BLOCK_STATUS = {"flow": 429, "param_flow": 429, "degrade": 503, "system": 503, "authority": 403}
 
@@ -30,7 +37,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
 def simple_response(
@@ -43,7 +50,7 @@ def simple_response(
 ) -> bytes:
     """A complete HTTP/1.1 response with a Content-Length body."""
     head = [
-        b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown")),
+        b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown")),
         b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(body)),
     ]
     for name, value in extra:

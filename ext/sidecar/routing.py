@@ -27,20 +27,29 @@ class Router:
     """Maps (method, path) to a ``Match``."""
 
     def __init__(self, routes: Sequence[Route], default_resource: str) -> None:
-        self._routes = [(r.prefix, r.methods, Match(r.resource, r.params)) for r in routes]
+        # Bytes, as they come off the wire: no decoding per request.
+        self._routes = [
+            (
+                r.prefix.encode(),
+                None if r.methods is None else frozenset(m.encode() for m in r.methods),
+                Match(r.resource, r.params),
+            )
+            for r in routes
+        ]
         self._default = Match(default_resource, ())
 
-    def match(self, method: str, path: str) -> Match:
+    def match(self, method: bytes, path: bytes) -> Match:
         """Return the first route matching ``method`` and ``path`` (no query), else the default.
 
-        :param method: request method, upper case.
+        :param method: request method as sent, upper case.
         :param path: request path without the query string.
         """
         for prefix, methods, found in self._routes:
             if methods is not None and method not in methods:
                 continue
-            if prefix == "/":
+            if prefix == b"/":
                 return found
-            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            n = len(prefix)
+            if path.startswith(prefix) and (len(path) == n or path[n] == 47):  # 47: b"/"
                 return found
         return self._default

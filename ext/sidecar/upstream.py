@@ -45,7 +45,6 @@ class UpstreamConnection(asyncio.Protocol):
         "_headers",
         "_interim",
         "_parser",
-        "_reason",
         "closed",
         "exchange",
         "head_only",
@@ -65,7 +64,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
-        self._reason = b""
         self._interim = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -109,26 +107,22 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.client.resume_reading("upstream")
 
     # -- httptools callbacks ----------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._headers = []
-        self._reason = b""
-
-    def on_status(self, reason: bytes) -> None:
-        self._reason += reason
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        # Fewer callbacks per response is most of this side's cost, so there is no
+        # on_message_begin/on_status: headers are taken here, the reason phrase is the
+        # standard one for the status.
+        headers = self._headers
+        self._headers = []
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue / 103 Early Hints: not forwarded
             return
         exchange = self.exchange
         if exchange is not None:
-            exchange.response_head(
-                status, self._reason, self._headers, self._parser.should_keep_alive()
-            )
+            exchange.response_head(status, headers)
         if self.head_only:
             raise _SkipBody
 
@@ -184,14 +178,15 @@ class UpstreamPool:
     def __init__(self, pool_size: int, connect_timeout: float) -> None:
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
-        self._idle: dict[Upstream, collections.deque[UpstreamConnection]] = {}
+        # keyed by URL: str hashes are cached, a frozen dataclass's are recomputed per lookup
+        self._idle: dict[str, collections.deque[UpstreamConnection]] = {}
         self.open_connections = 0
         self.connects_total = 0
         self.reuses_total = 0
 
     def take_idle(self, upstream: Upstream) -> UpstreamConnection | None:
         """An idle keep-alive connection to ``upstream``, or None."""
-        idle = self._idle.get(upstream)
+        idle = self._idle.get(upstream.url)
         while idle:
             conn = idle.pop()  # most recently used first: least likely to be stale
             if not conn.closed and not conn.transport.is_closing():  # type: ignore[union-attr]
@@ -239,9 +234,9 @@ class UpstreamPool:
         if conn.closed or self.pool_size == 0:
             conn.close()
             return
-        idle = self._idle.get(conn.upstream)
+        idle = self._idle.get(conn.upstream.url)
         if idle is None:
-            idle = self._idle[conn.upstream] = collections.deque()
+            idle = self._idle[conn.upstream.url] = collections.deque()
         if len(idle) >= self.pool_size:
             conn.close()
             return
@@ -251,7 +246,7 @@ class UpstreamPool:
     def forget(self, conn: UpstreamConnection) -> None:
         """Called when a connection closed."""
         self.open_connections -= 1
-        idle = self._idle.get(conn.upstream)
+        idle = self._idle.get(conn.upstream.url)
         if idle:
             try:
                 idle.remove(conn)
@@ -260,9 +255,9 @@ class UpstreamPool:
 
     def retain(self, upstreams: Iterable[Upstream]) -> None:
         """Close idle connections to upstreams no longer configured (after a reload)."""
-        keep = set(upstreams)
-        for upstream in [u for u in self._idle if u not in keep]:
-            idle = self._idle.pop(upstream)
+        keep = {u.url for u in upstreams}
+        for url in [u for u in self._idle if u not in keep]:
+            idle = self._idle.pop(url)
             while idle:
                 idle.pop().close()
 

@@ -44,11 +44,11 @@ def router() -> Router:
     ],
 )
 def test_first_matching_route_in_file_order(method: str, path: str, resource: str) -> None:
-    assert router().match(method, path).resource == resource
+    assert router().match(method.encode(), path.encode()).resource == resource
 
 
 def test_route_params_are_parsed() -> None:
-    match = router().match("POST", "/orders")
+    match = router().match(b"POST", b"/orders")
     assert match.params == (Param("header", "x-user"), Param("query", "sku"), Param("client_ip"))
 
 
