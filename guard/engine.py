@@ -1,0 +1,224 @@
+"""``Guard``: an isolated engine with its own rules, statistics and breakers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from guard.chain import (
+    Core,
+    Entry,
+    NodeSelectorSlot,
+    Resource,
+    SlotChain,
+    StatisticSlot,
+    new_entry,
+)
+from guard.clock import MonotonicClock
+from guard.flow.slot import FlowSlot
+from guard.stats import StatsSnapshot, snapshot
+from guard.wrap import AsyncGuardedFunction, GuardedFunction
+
+__all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_chain() -> SlotChain:
+    """The slot chain every engine runs, in order, as one visible list per phase."""
+    return SlotChain(
+        prepare=[NodeSelectorSlot()],
+        check=[FlowSlot()],
+        stat=[StatisticSlot()],
+    )
+
+
+class Guard:
+    """An engine: rules, statistics and breakers of its own.
+
+    :param clock: ``ManualClock`` for tests; the real monotonic clock by default.
+    :param sample_count: buckets in the one-second window (2 as Sentinel; more buckets
+        give a smoother window with less burst across bucket boundaries).
+    """
+
+    def __init__(self, clock: Any = None, *, sample_count: int = 2) -> None:
+        if not isinstance(sample_count, int) or sample_count <= 0 or 1000 % sample_count:
+            raise ValueError("Guard: sample_count must be a positive divisor of 1000")
+        self.clock = clock if clock is not None else MonotonicClock()
+        self._core = Core(self.clock, sample_count)
+        self._resources: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self.chain = default_chain()
+        from guard.rules import RuleSet
+
+        self._rules = RuleSet()
+        self._install(self._rules)
+
+    # -- rules --------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> Any:
+        """The current ``RuleSet``."""
+        return self._rules
+
+    def load_rules(self, source: Any) -> bool:
+        """Replace all rules at once from a path, YAML/JSON text, mapping or ``RuleSet``.
+
+        Everything is validated first: on any problem nothing changes and one ``RuleError``
+        lists each one with its location. Loading rules equal to the current ones changes
+        nothing; an unchanged rule inside a changed set keeps its state.
+
+        :returns: True if the rules changed.
+        :raises RuleError: the source is unreadable or any rule is invalid.
+        """
+        from guard.rules import parse_rules
+
+        rules = parse_rules(source)
+        with self._lock:
+            if rules == self._rules:
+                return False
+            self._install(rules)
+            self._rules = rules
+            return True
+
+    def _install(self, rules: Any) -> None:
+        builds = [slot.build(rules, self) for slot in self.chain.check]
+        plans, default_plan = self.chain.plans(builds)
+        self._core.swap_plans(plans, default_plan)
+
+    # -- resources and statistics ----------------------------------------------------------
+
+    def _resource(self, name: str) -> Any:
+        res = self._resources.get(name)
+        if res is None:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"resource name must be a non-empty string, not {name!r}")
+            with self._lock:
+                res = self._resources.get(name)
+                if res is None:
+                    res = Resource(self._core, name)
+                    self._resources[name] = res
+        return res
+
+    def resources(self) -> list[str]:
+        """Names of the resources that have statistics, sorted."""
+        return sorted(self._resources)
+
+    def stats(self, resource: str) -> StatsSnapshot:
+        """A snapshot of ``resource``'s statistics (zeros for an unknown one)."""
+        res = self._resources.get(resource)
+        now = self._core.now()
+        if res is None:
+            return snapshot(resource, Resource(self._core, resource).node, now)
+        return snapshot(resource, res.node, now)
+
+    def inbound_stats(self) -> StatsSnapshot:
+        """Statistics of all inbound entries together (what system rules read)."""
+        return snapshot("__inbound__", self._core.inbound_node, self._core.now())
+
+    # -- entries ------------------------------------------------------------------------
+
+    def entry(
+        self,
+        resource: str,
+        *,
+        origin: str | None = None,
+        args: tuple[Any, ...] = (),
+        inbound: bool = False,
+        count: int = 1,
+        exceptions_to_trace: tuple[type[BaseException], ...] = (Exception,),
+        exceptions_to_ignore: tuple[type[BaseException], ...] = (),
+    ) -> Entry:
+        """An unentered entry: use it with ``with`` / ``async with``.
+
+        Entering raises the ``BlockError``; an exception leaving the block is traced
+        (counted for degrade rules) unless ignored.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{resource}: count must be an integer >= 1")
+        if origin is not None and not isinstance(origin, str):
+            # Checked here so both twins refuse it alike (origin nodes are keyed by str).
+            raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
+        e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
+        e.trace_types = tuple(exceptions_to_trace)
+        e.ignore_types = tuple(exceptions_to_ignore)
+        return e
+
+    def enter(self, resource: str, **kwargs: Any) -> Entry:
+        """Enter now (raising the ``BlockError``); call ``e.exit()`` when done."""
+        return self.entry(resource, **kwargs).enter()
+
+    async def aenter(self, resource: str, **kwargs: Any) -> Entry:
+        """Enter now, awaiting any queueing wait; call ``e.exit()`` when done."""
+        return await self.entry(resource, **kwargs).aenter()
+
+    def guard(
+        self,
+        resource: str | Callable[..., Any] | None = None,
+        *,
+        origin: str | Callable[..., str | None] | None = None,
+        inbound: bool = False,
+        block_handler: Callable[..., Any] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        exceptions_to_trace: tuple[type[BaseException], ...] = (Exception,),
+        exceptions_to_ignore: tuple[type[BaseException], ...] = (),
+    ) -> Any:
+        """Decorate a plain or ``async def`` function as a guarded resource.
+
+        :param resource: the resource name; ``f"{module}.{qualname}"`` by default.
+        :param origin: the caller's origin, or a callable taking the call's arguments.
+        :param block_handler: called as ``block_handler(*args, error=..., **kwargs)`` when
+            the call is refused.
+        :param fallback: called the same way when refused (if no block_handler) and when a
+            traced business exception is raised.
+        """
+        if callable(resource):  # used bare: @engine.guard
+            return self.guard()(resource)
+        if origin is not None and not callable(origin) and not isinstance(origin, str):
+            raise TypeError(f"guard: origin must be a str, a callable or None, not {origin!r}")
+
+        def decorate(func: F) -> F:
+            name = resource or default_resource_name(func)
+            cls = AsyncGuardedFunction if asyncio.iscoroutinefunction(func) else GuardedFunction
+            wrapped = cls(
+                func,
+                self._core,
+                self._resource(name),
+                origin,
+                inbound,
+                block_handler,
+                fallback,
+                tuple(exceptions_to_trace),
+                tuple(exceptions_to_ignore),
+            )
+            return wrapped  # type: ignore[no-any-return]
+
+        return decorate
+
+
+def default_resource_name(func: Callable[..., Any]) -> str:
+    """``f"{module}.{qualname}"`` of ``func``, looking through ``functools.partial`` and
+    falling back to the class of a callable object (which has no ``__qualname__``)."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{qualname}"
+
+
+_default: Guard | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Guard:
+    """The process-wide engine behind the module-level ``guard``, ``entry``, ``load_rules``."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Guard()
+    return _default
