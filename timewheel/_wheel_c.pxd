@@ -30,9 +30,8 @@ cdef class TimingWheel:
     cdef Py_ssize_t _count, _levels, _scap, _snext, _free, _pcap, _pnext, _pfree, _hlen
     cdef long long[::1] _lt, _lcur
     cdef long long[::1] _bhead, _btail, _bfill, _blive, _bkey, _bhk, _bmin
-    cdef long long[::1] _sdl, _sseq, _pool, _heap, _scr
-    cdef int[::1] _sgen, _sbkt
-    cdef object _sdl_arr, _sseq_arr, _sgen_arr, _sbkt_arr, _pool_arr, _heap_arr
+    cdef long long[::1] _rec, _pool, _heap, _scr
+    cdef object _rec_arr, _pool_arr, _heap_arr
     cdef list _spay
     cdef long long _wid
     cdef object __weakref__
@@ -57,7 +56,7 @@ cdef class TimingWheel:
     cdef int _add_level(self) except -1
 
     cdef bint _is_pending(self, Py_ssize_t s, int g)
-    @cython.locals(b=Py_ssize_t)
+    @cython.locals(b=Py_ssize_t, w="long long")
     cdef bint _cancel(self, Py_ssize_t s, int g)
 
     @cython.locals(item="long long", key="long long", rank="long long", lvl=Py_ssize_t,
@@ -96,6 +95,7 @@ cdef class TimingWheel:
     cdef Py_ssize_t _alloc_slot(self) except -1
     @cython.locals(cap=Py_ssize_t)
     cdef int _grow_slots(self) except -1
+    @cython.locals(g="long long")
     cdef void _release_slot(self, Py_ssize_t s) noexcept
     @cython.locals(c=Py_ssize_t, cap=Py_ssize_t)
     cdef Py_ssize_t _new_chunk(self) except -1

@@ -26,9 +26,10 @@ Costs
 
 Memory layout
 -------------
-Timers live in parallel typed arrays indexed by slot (deadline, sequence number, generation,
-bucket) plus one list of payloads; a bucket is a chain of fixed 32-word chunks drawn from one
-shared pool, each holding ``generation << 32 | slot`` entries swept in order. The only Python
+A timer is a slot: three int64 words in one typed array (deadline, sequence number, and
+``generation << 32 | bucket``, so a cancel touches one cache line) plus one list of payloads.
+A bucket is a chain of fixed 32-word chunks drawn from one shared pool, each holding
+``generation << 32 | slot`` entries swept in order. The only Python
 objects per pending timer are its payload and the handle the caller keeps. A handle is
 (slot, generation): cancelling it after the timer fired or was cancelled finds a newer
 generation and returns False.
@@ -173,20 +174,14 @@ class TimingWheel:
         "_pnext",
         "_pool",
         "_pool_arr",
-        "_sbkt",
-        "_sbkt_arr",
+        "_rec",
+        "_rec_arr",
         "_scap",
         "_scr",
-        "_sdl",
-        "_sdl_arr",
         "_seq",
-        "_sgen",
-        "_sgen_arr",
         "_size",
         "_snext",
         "_spay",
-        "_sseq",
-        "_sseq_arr",
         "_tick",
         "_wid",
     )
@@ -230,10 +225,7 @@ class TimingWheel:
         self._scap = 0
         self._snext = 0
         self._free = -1
-        self._sdl_arr = self._sdl = _zeros("q", 0)
-        self._sseq_arr = self._sseq = _zeros("q", 0)
-        self._sgen_arr = self._sgen = _zeros("i", 0)
-        self._sbkt_arr = self._sbkt = _zeros("i", 0)
+        self._rec_arr = self._rec = _zeros("q", 0)
         self._spay = []
         self._pcap = 0
         self._pnext = 0
@@ -338,8 +330,8 @@ class TimingWheel:
 
     def _add(self, d, payload):
         s = self._alloc_slot()
-        self._sdl[s] = d
-        self._sseq[s] = self._seq
+        self._rec[3 * s] = d
+        self._rec[3 * s + 1] = self._seq
         self._seq += 1
         self._spay[s] = payload
         if d <= self._now:
@@ -350,12 +342,12 @@ class TimingWheel:
         h = Handle.__new__(Handle)
         h._wid = self._wid
         h._slot = s
-        h._gen = self._sgen[s]
+        h._gen = self._rec[3 * s + 2] >> 32
         return h
 
     def _place(self, s, lo):
         """File slot ``s`` in its deadline's bucket; ``lo`` bounds every deadline filed now."""
-        d = self._sdl[s]
+        d = self._rec[3 * s]
         lvl = 0
         t = self._lt[0]
         while d >= self._lcur[lvl] + t * self._size:
@@ -398,11 +390,11 @@ class TimingWheel:
             c = n
             fill = 0
         fill += 1
-        g = self._sgen[s]
+        g = self._rec[3 * s + 2] >> 32
         self._pool[c * _CHUNK + fill] = (g << 32) | s
         self._bfill[b] = fill
         self._blive[b] += 1
-        self._sbkt[s] = b
+        self._rec[3 * s + 2] = (g << 32) | b
 
     def _add_level(self):
         lvl = self._levels
@@ -415,17 +407,20 @@ class TimingWheel:
     # -- cancelling ----------------------------------------------------------------------
 
     def _is_pending(self, s, g):
-        return 0 <= s < self._snext and self._sgen[s] == g
+        return 0 <= s < self._snext and self._rec[3 * s + 2] >> 32 == g
 
     def _cancel(self, s, g):
-        if s < 0 or s >= self._snext or self._sgen[s] != g:
+        if s < 0 or s >= self._snext:
             return False
-        b = self._sbkt[s]
+        w = self._rec[3 * s + 2]
+        if w >> 32 != g:
+            return False
+        b = w & _SLOT_MASK
         self._blive[b] -= 1
         if self._blive[b] == 0:
             self._free_chain(self._bhead[b])
             self._reset_bucket(b)
-        elif self._bmin[b] == self._sdl[s]:
+        elif self._bmin[b] == self._rec[3 * s]:
             self._bmin[b] = _STALE
         self._release_slot(s)
         self._count -= 1
@@ -473,9 +468,9 @@ class TimingWheel:
         prev_q = -1
         for i in range(n):
             s = self._scr[i]
-            d = self._sdl[s]
+            d = self._rec[3 * s]
             if d <= now:
-                q = self._sseq[s]
+                q = self._rec[3 * s + 1]
                 if d < prev_d or (d == prev_d and q < prev_q):
                     ordered = False
                 prev_d = d
@@ -496,7 +491,7 @@ class TimingWheel:
         keyed = []
         for i in range(m):
             s = self._scr[i]
-            keyed.append((self._sdl[s], self._sseq[s], s))
+            keyed.append((self._rec[3 * s], self._rec[3 * s + 1], s))
         keyed.sort()
         for i in range(m):
             self._scr[i] = keyed[i][2]
@@ -520,7 +515,7 @@ class TimingWheel:
             for j in range(1, cnt + 1):
                 e = self._pool[base + j]
                 s = e & _SLOT_MASK
-                if self._sgen[s] == e >> 32:
+                if self._rec[3 * s + 2] >> 32 == e >> 32:
                     self._scr[n] = s
                     n += 1
             nxt = self._pool[base]
@@ -589,8 +584,8 @@ class TimingWheel:
             for j in range(1, cnt + 1):
                 e = self._pool[base + j]
                 s = e & _SLOT_MASK
-                if self._sgen[s] == e >> 32 and self._sdl[s] < best:
-                    best = self._sdl[s]
+                if self._rec[3 * s + 2] >> 32 == e >> 32 and self._rec[3 * s] < best:
+                    best = self._rec[3 * s]
             c = self._pool[base]
         self._bmin[b] = best
         return best
@@ -643,7 +638,7 @@ class TimingWheel:
     def _alloc_slot(self):
         s = self._free
         if s >= 0:
-            self._free = self._sseq[s]
+            self._free = self._rec[3 * s + 1]
             return s
         s = self._snext
         if s == self._scap:
@@ -653,21 +648,16 @@ class TimingWheel:
 
     def _grow_slots(self):
         cap = self._scap + (self._scap >> 1) + 64  # 1.5x keeps slack (bytes per timer) low
-        self._sdl_arr = _grown(self._sdl_arr, "q", cap)
-        self._sseq_arr = _grown(self._sseq_arr, "q", cap)
-        self._sgen_arr = _grown(self._sgen_arr, "i", cap)
-        self._sbkt_arr = _grown(self._sbkt_arr, "i", cap)
-        self._sdl = self._sdl_arr
-        self._sseq = self._sseq_arr
-        self._sgen = self._sgen_arr
-        self._sbkt = self._sbkt_arr
+        self._rec_arr = _grown(self._rec_arr, "q", 3 * cap)
+        self._rec = self._rec_arr
         self._spay.extend([None] * (cap - self._scap))
         self._scap = cap
 
     def _release_slot(self, s):
         self._spay[s] = None
-        self._sgen[s] = (self._sgen[s] + 1) & _GEN_MASK
-        self._sseq[s] = self._free  # a free slot's sequence word links the free list
+        g = ((self._rec[3 * s + 2] >> 32) + 1) & _GEN_MASK
+        self._rec[3 * s + 2] = g << 32
+        self._rec[3 * s + 1] = self._free  # a free slot's sequence word links the free list
         self._free = s
 
     def _new_chunk(self):
