@@ -23,7 +23,8 @@ are safe to share between threads, and ``aget``/``async for`` never block the ev
 from __future__ import annotations
 
 from timewheel.delay_queue import DelayQueue
+from timewheel.redis_queue import RedisDelayQueue
 from timewheel.task import Task
 from timewheel.wheel import TimingWheel
 
-__all__ = ["TimingWheel", "DelayQueue", "Task"]
+__all__ = ["TimingWheel", "DelayQueue", "RedisDelayQueue", "Task"]

@@ -72,7 +72,7 @@ def _ms(value: object, what: str) -> int:
     if type(value) is not int:
         if isinstance(value, float):
             raise TypeError(f"{what} must be an integer number of milliseconds, got {value!r}")
-        value = operator.index(value)
+        value = operator.index(value)  # type: ignore[call-overload, arg-type]
     return value  # type: ignore[return-value]
 
 
@@ -88,6 +88,7 @@ def _grown(old: array, typecode: str, new_len: int) -> array:
 
 class _WheelRef(weakref.ref):  # type: ignore[type-arg]
     __slots__ = ("wid",)
+    wid: int
 
 
 def _forget(ref: _WheelRef) -> None:
@@ -119,6 +120,9 @@ class Handle:
     """
 
     __slots__ = ("_gen", "_slot", "_wid")
+    _wid: int
+    _slot: int
+    _gen: int
 
     def cancel(self) -> bool:
         """Cancel the timer in O(1).
@@ -226,7 +230,7 @@ class TimingWheel:
         self._snext = 0
         self._free = -1
         self._rec_arr = self._rec = _zeros("q", 0)
-        self._spay = []
+        self._spay = []  # type: list[object]
         self._pcap = 0
         self._pnext = 0
         self._pfree = -1

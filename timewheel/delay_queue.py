@@ -24,6 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 from timewheel.store import FSYNC_MODES, Row, SqliteStore
 from timewheel.task import Task, TaskRecord
@@ -335,14 +336,15 @@ class DelayQueue:
         loaded = True
         while loaded:  # a window just loaded may hold tasks already due
             loaded = False
-            for kind, rec in self._wheel.advance(now):
+            due: list[Any] = self._wheel.advance(now)
+            for kind, item in due:
                 if kind == _DUE:
-                    rec.handle = None
-                    self._ready.append(rec)
+                    item.handle = None
+                    self._ready.append(item)
                 elif kind == _LEASE:
-                    if rec.lease is not None and self._tasks.get(rec.id) is rec:
-                        rec.lease = None
-                        self._ready.append(rec)  # not acked in time: deliver again
+                    if item.lease is not None and self._tasks.get(item.id) is item:
+                        item.lease = None
+                        self._ready.append(item)  # not acked in time: deliver again
                 else:
                     self._load_window(now)
                     loaded = True

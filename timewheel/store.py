@@ -138,29 +138,19 @@ class SqliteStore:
     # -- writes --------------------------------------------------------------------------
 
     def insert(self, rows: Iterable[Row], wait: bool) -> None:
-        rows = list(rows)
-        self.submit(
-            lambda c: c.executemany(
-                "INSERT INTO tasks (seq, id, deadline_ms, attempts, payload) VALUES (?,?,?,?,?)",
-                rows,
-            ),
-            wait=wait,
-        )
+        sql = "INSERT INTO tasks (seq, id, deadline_ms, attempts, payload) VALUES (?,?,?,?,?)"
+        self.submit(_many(sql, list(rows)), wait=wait)
 
     def delete(self, seq: int, wait: bool) -> bool:
-        return bool(
-            self.submit(
-                lambda c: c.execute("DELETE FROM tasks WHERE seq=?", (seq,)).rowcount, wait=wait
-            )
-        )
+        return bool(self.submit(_one("DELETE FROM tasks WHERE seq=?", (seq,)), wait=wait))
 
     def delete_id(self, task_id: str, seq: int, wait: bool) -> bool:
         sql = "DELETE FROM tasks WHERE seq=? AND id=?"
-        return bool(self.submit(lambda c: c.execute(sql, (seq, task_id)).rowcount, wait=wait))
+        return bool(self.submit(_one(sql, (seq, task_id)), wait=wait))
 
     def update(self, seq: int, deadline_ms: int, attempts: int, wait: bool) -> None:
         sql = "UPDATE tasks SET deadline_ms=?, attempts=? WHERE seq=?"
-        self.submit(lambda c: c.execute(sql, (deadline_ms, attempts, seq)), wait=wait)
+        self.submit(_one(sql, (deadline_ms, attempts, seq)), wait=wait)
 
     def submit(
         self, fn: Callable[[sqlite3.Connection], Any], *, wait: bool, read: bool = False
@@ -227,3 +217,25 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
         finally:
             batch.done.set()
+
+
+# Operations return plain values, never cursors: a cursor released on a producer's thread would
+# touch the connection while the writer uses it.
+def _one(sql: str, args: tuple[Any, ...]) -> Callable[[sqlite3.Connection], int]:
+    def run(conn: sqlite3.Connection) -> int:
+        cur = conn.execute(sql, args)
+        n = cur.rowcount
+        cur.close()
+        return n
+
+    return run
+
+
+def _many(sql: str, rows: list[Any]) -> Callable[[sqlite3.Connection], int]:
+    def run(conn: sqlite3.Connection) -> int:
+        cur = conn.executemany(sql, rows)
+        n = cur.rowcount
+        cur.close()
+        return n
+
+    return run
