@@ -342,9 +342,10 @@ class DelayQueue:
                     item.handle = None
                     self._ready.append(item)
                 elif kind == _LEASE:
-                    if item.lease is not None and self._tasks.get(item.id) is item:
-                        item.lease = None
-                        self._ready.append(item)  # not acked in time: deliver again
+                    held: TaskRecord = item
+                    if held.lease is not None and held.id in self._tasks:
+                        held.lease = None
+                        self._ready.append(held)  # not acked in time: deliver again
                 else:
                     self._load_window(now)
                     loaded = True
