@@ -81,9 +81,7 @@ def _zeros(typecode: str, n: int) -> array:
 
 
 def _grown(old: array, typecode: str, new_len: int) -> array:
-    new = _zeros(typecode, new_len)
-    new[: len(old)] = old
-    return new
+    return old + _zeros(typecode, new_len - len(old))
 
 
 class _WheelRef(weakref.ref):  # type: ignore[type-arg]
@@ -651,8 +649,11 @@ class TimingWheel:
         return s
 
     def _grow_slots(self):
-        cap = self._scap + (self._scap >> 1) + 64  # 1.5x keeps slack (bytes per timer) low
-        self._rec_arr = _grown(self._rec_arr, "q", 3 * cap)
+        # Grow by 1/8: arrays grow in place (realloc, which for large blocks remaps pages
+        # instead of copying), so a small step costs little and leaves little slack.
+        cap = self._scap + (self._scap >> 3) + 64
+        self._rec = None  # type: ignore[assignment]  # release the typed view: resize in place
+        self._rec_arr.frombytes(bytes(24 * (cap - self._scap)))
         self._rec = self._rec_arr
         self._spay.extend([None] * (cap - self._scap))
         self._scap = cap
@@ -671,8 +672,9 @@ class TimingWheel:
         else:
             c = self._pnext
             if c == self._pcap:
-                cap = self._pcap + (self._pcap >> 1) + 16
-                self._pool_arr = _grown(self._pool_arr, "q", cap * _CHUNK)
+                cap = self._pcap + (self._pcap >> 3) + 16
+                self._pool = None  # type: ignore[assignment]  # as in _grow_slots
+                self._pool_arr.frombytes(bytes(8 * _CHUNK * (cap - self._pcap)))
                 self._pool = self._pool_arr
                 self._pcap = cap
             self._pnext = c + 1
