@@ -47,7 +47,7 @@ def new_token() -> str:
 
 
 def lock_key(name: str) -> str:
-    """The key of a lock; the braces are a Cluster hash tag so the lock and its fence share a slot."""
+    """The key of a lock (the braces, a Cluster hash tag, keep it in its fence's slot)."""
     return f"lock:{{{name}}}"
 
 

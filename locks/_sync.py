@@ -109,9 +109,9 @@ class RedisLock:
             return self._try()[0]
         deadline = None if wait is None else _now() + wait
         _wait_sync.notifier_for(self._client)  # subscribed before the first try
-        if not _wait_sync.has_waiters(self._clients, self._core.key):
-            if self._try()[0]:
-                return True
+        # Newcomers queue behind local waiters instead of barging in (near-FIFO hand-over).
+        if not _wait_sync.has_waiters(self._clients, self._core.key) and self._try()[0]:
+            return True
         queue, me = _wait_sync.join(self._clients, self._core.key)
         try:
             pttl = 0.0

@@ -1,7 +1,7 @@
 """Waking blocked acquirers in threads: one pub/sub listener per client, FIFO queues per lock.
 
-Every release script publishes ``"<origin> <release id> <lock key>"`` on :data:`CHANNEL`. Each client that
-has ever had a blocked waiter owns one :class:`Notifier`: a daemon thread with a single
+Every release script publishes ``"<origin> <release id> <lock key>"`` on :data:`CHANNEL`.
+Each client that has ever had a blocked waiter owns one :class:`Notifier`: a daemon thread with one
 subscription, which hands each message to the local :class:`WaiterQueue` of that key. A queue
 wakes only its head, so hand-over is near-FIFO within a process and nobody starves; new
 blocking acquirers queue behind existing waiters instead of barging. A release made in this
