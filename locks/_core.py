@@ -105,6 +105,10 @@ class Hold:
     ttl: float
     count: int = 1
     lost: bool = False
+    #: The asyncio task that owns this hold (None in the sync front, where the instance does).
+    owner: Any = None
+    #: A front's mutex serialising this hold's release with its renewal.
+    guard: Any = None
 
     def validity(self, now: float) -> float:
         return 0.0 if self.lost else max(0.0, self.deadline - now)
