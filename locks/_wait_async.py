@@ -99,7 +99,7 @@ class Notifier:
     def __init__(self, client: Any) -> None:
         self.queues: dict[str, list[WaiterQueue]] = {}
         self._client = weakref.ref(client)
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = client.pubsub()
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -109,7 +109,7 @@ class Notifier:
     async def _subscribe(self) -> None:
         await self._pubsub.subscribe(CHANNEL)
         for _ in range(100):  # the confirmation: a release published after it reaches us
-            msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=0.05)
+            msg = await self._pubsub.get_message(timeout=0.05)
             if msg is not None and msg["type"] == "subscribe":
                 return
 

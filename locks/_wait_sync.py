@@ -120,7 +120,7 @@ class Notifier:
     def __init__(self, client: Any) -> None:
         self.queues: dict[str, list[WaiterQueue]] = {}
         self._stopped = threading.Event()
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = client.pubsub()
         self._subscribe()
         self._thread = threading.Thread(target=self._run, name="locks-notifier", daemon=True)
         self._thread.start()
@@ -129,7 +129,7 @@ class Notifier:
         self._pubsub.subscribe(CHANNEL)
         # Wait for the confirmation: a release published after it is sure to reach us.
         for _ in range(100):
-            msg = self._pubsub.get_message(ignore_subscribe_messages=False, timeout=0.05)
+            msg = self._pubsub.get_message(timeout=0.05)
             if msg is not None and msg["type"] == "subscribe":
                 return
 
