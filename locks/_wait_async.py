@@ -115,8 +115,11 @@ class Notifier:
 
     async def _run(self) -> None:
         backoff = 0.05
+        me = asyncio.current_task()
         try:
-            while self._client() is not None:
+            # redis-py can swallow a CancelledError inside get_message (redis/redis-py#2028):
+            # the task's pending-cancel count still tells that the loop is shutting us down.
+            while self._client() is not None and not (me is not None and me.cancelling()):
                 try:
                     msg = await self._pubsub.get_message(timeout=1.0)
                     backoff = 0.05
