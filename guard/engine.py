@@ -17,6 +17,7 @@ from guard.chain import (
     new_entry,
 )
 from guard.clock import MonotonicClock
+from guard.degrade.slot import DegradeSlot
 from guard.flow.slot import FlowSlot
 from guard.stats import StatsSnapshot, snapshot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
@@ -30,7 +31,7 @@ def default_chain() -> SlotChain:
     """The slot chain every engine runs, in order, as one visible list per phase."""
     return SlotChain(
         prepare=[NodeSelectorSlot()],
-        check=[FlowSlot()],
+        check=[FlowSlot(), DegradeSlot()],
         stat=[StatisticSlot()],
     )
 
@@ -87,6 +88,40 @@ class Guard:
         builds = [slot.build(rules, self) for slot in self.chain.check]
         plans, default_plan = self.chain.plans(builds)
         self._core.swap_plans(plans, default_plan)
+
+    # -- circuit breakers -----------------------------------------------------------------
+
+    def _slot(self, name: str) -> Any:
+        for slot in self.chain.check:
+            if slot.name == name:
+                return slot
+        raise LookupError(f"no {name} slot in this engine's chain")
+
+    def breaker_state(self, resource: str) -> str:
+        """The worst state of ``resource``'s circuit breakers.
+
+        :returns: ``"open"`` if any breaker is open, else ``"half_open"`` if a probe is in
+            flight, else ``"closed"`` (also for a resource without degrade rules).
+        """
+        return str(self._slot("degrade").state(resource))
+
+    def on_breaker_change(self, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``callback(resource, old, new, rule, value)`` on every breaker transition.
+
+        States are ``"closed"``, ``"open"``, ``"half_open"``; ``value`` is the ratio or count
+        that tripped the breaker, 1.0 for a failed or refused probe, None otherwise. It runs
+        on the thread whose entry moved the breaker; an exception it raises is logged.
+
+        :returns: a function that removes the listener.
+        """
+        listeners = self._slot("degrade").listeners
+        listeners.append(callback)
+
+        def remove() -> None:
+            if callback in listeners:
+                listeners.remove(callback)
+
+        return remove
 
     # -- resources and statistics ----------------------------------------------------------
 
