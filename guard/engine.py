@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from guard.authority.slot import AuthoritySlot
 from guard.chain import (
     Core,
     Entry,
@@ -31,7 +32,7 @@ def default_chain() -> SlotChain:
     """The slot chain every engine runs, in order, as one visible list per phase."""
     return SlotChain(
         prepare=[NodeSelectorSlot()],
-        check=[FlowSlot(), DegradeSlot()],
+        check=[AuthoritySlot(), FlowSlot(), DegradeSlot()],
         stat=[StatisticSlot()],
     )
 
