@@ -21,6 +21,7 @@ from guard.clock import MonotonicClock
 from guard.degrade.slot import DegradeSlot
 from guard.flow.slot import FlowSlot
 from guard.stats import StatsSnapshot, snapshot
+from guard.system.slot import SystemSlot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
 
 __all__ = ["Guard", "default_chain", "default_engine"]
@@ -32,7 +33,7 @@ def default_chain() -> SlotChain:
     """The slot chain every engine runs, in order, as one visible list per phase."""
     return SlotChain(
         prepare=[NodeSelectorSlot()],
-        check=[AuthoritySlot(), FlowSlot(), DegradeSlot()],
+        check=[AuthoritySlot(), SystemSlot(), FlowSlot(), DegradeSlot()],
         stat=[StatisticSlot()],
     )
 

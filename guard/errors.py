@@ -75,9 +75,14 @@ class AuthorityBlocked(BlockError):
 
 
 class SystemBlocked(BlockError):
-    """Refused by system adaptive protection (load, CPU, RT, concurrency or QPS)."""
+    """Refused by system adaptive protection (load, CPU, RT, concurrency or QPS).
+
+    :ivar limit: which threshold refused the entry: ``"qps"``, ``"concurrency"``,
+        ``"avg_rt"``, ``"load"`` or ``"cpu"`` (None when unknown).
+    """
 
     reason = "system"
+    limit: str | None = None
 
 
 class RuleError(ValueError):
