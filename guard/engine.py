@@ -20,6 +20,7 @@ from guard.chain import (
 from guard.clock import MonotonicClock
 from guard.degrade.slot import DegradeSlot
 from guard.flow.slot import FlowSlot
+from guard.param_flow.slot import ParamFlowSlot
 from guard.stats import StatsSnapshot, snapshot
 from guard.system.slot import SystemSlot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
@@ -33,7 +34,7 @@ def default_chain() -> SlotChain:
     """The slot chain every engine runs, in order, as one visible list per phase."""
     return SlotChain(
         prepare=[NodeSelectorSlot()],
-        check=[AuthoritySlot(), SystemSlot(), FlowSlot(), DegradeSlot()],
+        check=[AuthoritySlot(), SystemSlot(), ParamFlowSlot(), FlowSlot(), DegradeSlot()],
         stat=[StatisticSlot()],
     )
 

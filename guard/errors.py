@@ -57,9 +57,13 @@ class FlowBlocked(BlockError):
 
 
 class ParamFlowBlocked(BlockError):
-    """Refused by a hot-parameter rule for one argument value."""
+    """Refused by a hot-parameter rule for one argument value.
+
+    :ivar value: the argument value (or list element) that was refused.
+    """
 
     reason = "param_flow"
+    value: Any = None
 
 
 class DegradeBlocked(BlockError):
