@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from guard.clock import MonotonicClock
 from guard.degrade.slot import DegradeSlot
 from guard.flow.slot import FlowSlot
 from guard.param_flow.slot import ParamFlowSlot
+from guard.stat.window import BLOCK, PASS
 from guard.stats import StatsSnapshot, snapshot
 from guard.system.slot import SystemSlot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
@@ -45,7 +47,17 @@ class Guard:
     :param clock: ``ManualClock`` for tests; the real monotonic clock by default.
     :param sample_count: buckets in the one-second window (2 as Sentinel; more buckets
         give a smoother window with less burst across bucket boundaries).
+
+    Resources are never left unchecked, however many there are (Sentinel stops checking
+    past 6000). To bound memory, once more than ``max_resources`` resources have
+    statistics, those idle for over a minute (nothing in flight, no pass or block in the
+    minute window) and held by nothing but the engine (no ``@guard`` function, no rule, no
+    open entry) are dropped; their rules keep applying, and a dropped resource gets fresh
+    statistics on its next entry.
     """
+
+    #: How many resources keep statistics before idle ones are dropped.
+    max_resources = 10_000
 
     def __init__(self, clock: Any = None, *, sample_count: int = 2) -> None:
         if not isinstance(sample_count, int) or sample_count <= 0 or 1000 % sample_count:
@@ -53,6 +65,7 @@ class Guard:
         self.clock = clock if clock is not None else MonotonicClock()
         self._core = Core(self.clock, sample_count)
         self._resources: dict[str, Any] = {}
+        self._sweep_at = self.max_resources
         self._lock = threading.RLock()
         self.chain = default_chain()
         from guard.rules import RuleSet
@@ -136,9 +149,25 @@ class Guard:
             with self._lock:
                 res = self._resources.get(name)
                 if res is None:
+                    if len(self._resources) >= self._sweep_at:
+                        self._sweep()
                     res = Resource(self._core, name)
                     self._resources[name] = res
         return res
+
+    def _sweep(self) -> None:
+        """Drop idle, unreferenced resources; amortised O(1) per new resource."""
+        now = self._core.now()
+        resources = self._resources
+        for name in list(resources):
+            res = resources[name]
+            # 3 references: the dict, `res` and getrefcount's argument. Any more means a
+            # decorator, a rule (relate) or an open entry holds it: keep it.
+            if sys.getrefcount(res) <= 3 and _idle(res.node, now):
+                del resources[name]
+        # Sweep again only after as many new resources again: a full sweep per insert
+        # would be quadratic when nothing is idle.
+        self._sweep_at = max(self.max_resources, 2 * len(resources))
 
     def resources(self) -> list[str]:
         """Names of the resources that have statistics, sorted."""
@@ -229,6 +258,13 @@ class Guard:
             return wrapped  # type: ignore[no-any-return]
 
         return decorate
+
+
+def _idle(node: Any, now: int) -> bool:
+    """Nothing in flight and no pass or block in the minute window."""
+    return bool(
+        node.concurrency == 0 and node.total(now, PASS) == 0 and node.total(now, BLOCK) == 0
+    )
 
 
 _default: Guard | None = None
