@@ -30,10 +30,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from guard import Guard  # noqa: E402
-from guard.chain import IMPLEMENTATION as CHAIN_IMPL  # noqa: E402
-from guard.degrade.breaker import IMPLEMENTATION as DEGRADE_IMPL  # noqa: E402
-from guard.param_flow.buckets import IMPLEMENTATION as PARAM_IMPL  # noqa: E402
+from guard import Guard
+from guard.chain import IMPLEMENTATION as CHAIN_IMPL
+from guard.degrade.breaker import IMPLEMENTATION as DEGRADE_IMPL
+from guard.param_flow.buckets import IMPLEMENTATION as PARAM_IMPL
 
 FIVE_RULES: dict[str, Any] = {
     "authority": [{"resource": "work", "strategy": "white", "origins": ["app"]}],
