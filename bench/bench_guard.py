@@ -235,9 +235,8 @@ def report(results: dict[str, float], pure: dict[str, float], args: Any) -> None
     )
     print(f"rejected / passed call: {rejected / passed:.2f}")
     if "limits moving window" in results:
-        print(
-            f"limits moving window / @guard QPS rule: {results['limits moving window'] / passed:.1f}"
-        )
+        peer = results["limits moving window"]
+        print(f"limits moving window / @guard QPS rule: {peer / passed:.1f}")
     if args.callgrind:
         print("\ninstructions per call (valgrind --tool=callgrind)")
         counts = {c: callgrind_instructions(c, 20_000) for c in
