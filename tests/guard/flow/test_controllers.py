@@ -96,14 +96,6 @@ def test_reject_on_concurrency(impl: Twin) -> None:
     assert ctl.retry_after(node, 0) is None  # no time is known for concurrency
 
 
-def test_reject_retry_after_is_the_time_to_the_next_bucket(impl: Twin) -> None:
-    ctl = impl.ctl.DefaultController(1.0, False)
-    node = impl.node()
-    assert ctl.retry_after(node, 100) == pytest.approx(0.4)
-    assert ctl.retry_after(node, 500) == pytest.approx(0.5)
-    assert ctl.retry_after(node, 10**12 + 999) == pytest.approx(0.001)
-
-
 # -- warm-up ---------------------------------------------------------------------------------
 
 
@@ -188,11 +180,6 @@ def test_warm_up_cools_down_when_idle(impl: Twin) -> None:
     assert admit(ctl, node, 19_000, 30) == 5
     # Idle long enough to refill past max: fully cold again.
     assert admit(ctl, node, 40_000, 30) == 3
-
-
-def test_warm_up_retry_after(impl: Twin) -> None:
-    ctl = impl.ctl.WarmUpController(10.0, 10.0, 3)
-    assert ctl.retry_after(impl.node(), 1200) == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("start", [0, 10**12])
@@ -373,3 +360,44 @@ def test_twins_select_the_same_controller_for_each_rule() -> None:
         )
     conc = make_controller(FlowRule(resource="r", count=5, grade="concurrency"))
     assert type(conc).__name__ == "DefaultController" and conc.concurrency
+
+
+RETRY_BUG = (
+    "bug: DefaultController/WarmUpController.retry_after is the time to the end of the "
+    "current bucket, but passes booked in the current bucket stay in the window a whole "
+    "interval from its start: one pass at 100 ms (count 1) says retry in 0.4 s, and a retry "
+    "at 500 ms is refused again (capacity frees at 1000 ms, 0.9 s)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=RETRY_BUG)
+@pytest.mark.parametrize("sample_count", [2, 4])
+def test_reject_retry_after_is_when_capacity_frees(impl: Twin, sample_count: int) -> None:
+    ctl = impl.ctl.DefaultController(1.0, False)
+    node = impl.window.StatNode(sample_count)
+    node.add_pass(100, 1)
+    assert ctl.can_pass(node, 1, 100) == BLOCK
+    retry_ms = round(ctl.retry_after(node, 100) * 1000)
+    assert ctl.can_pass(node, 1, 100 + retry_ms) == 0.0
+
+
+@pytest.mark.xfail(strict=True, reason=RETRY_BUG)
+def test_warm_up_retry_after_is_when_capacity_frees(impl: Twin) -> None:
+    ctl = impl.ctl.WarmUpController(10.0, 10.0, 3)
+    node = impl.node()
+    assert admit(ctl, node, 100, 10) == 3  # cold: 3 pass, then refused
+    assert ctl.can_pass(node, 1, 100) == BLOCK
+    retry_ms = round(ctl.retry_after(node, 100) * 1000)
+    assert admit(ctl, node, 100 + retry_ms, 1) == 1
+
+
+def test_reject_retry_after_when_the_previous_bucket_holds_the_passes(impl: Twin) -> None:
+    # Here the estimate is exact: the pass at 100 leaves the window at 1000.
+    ctl = impl.ctl.DefaultController(1.0, False)
+    node = impl.node()
+    node.add_pass(100, 1)
+    assert ctl.can_pass(node, 1, 600) == BLOCK
+    retry_ms = round(ctl.retry_after(node, 600) * 1000)
+    assert retry_ms == 400
+    assert ctl.can_pass(node, 1, 600 + retry_ms - 1) == BLOCK
+    assert ctl.can_pass(node, 1, 600 + retry_ms) == 0.0
