@@ -13,6 +13,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guard import FlowBlocked, FlowRule, Guard, ManualClock
 from tests.conftest import TWINS
@@ -401,3 +403,82 @@ def test_reject_retry_after_when_the_previous_bucket_holds_the_passes(impl: Twin
     assert retry_ms == 400
     assert ctl.can_pass(node, 1, 600 + retry_ms - 1) == BLOCK
     assert ctl.can_pass(node, 1, 600 + retry_ms) == 0.0
+
+
+class SentinelWarmUp:
+    """REFERENCE Part A section 3's warm-up, written out plainly as a model.
+
+    One departure, the SPEC's: the first sync fills to max_token whatever the clock reads.
+    """
+
+    def __init__(self, count: float, warm_up_sec: int, cold_factor: int) -> None:
+        self.count = count
+        self.cold_factor = cold_factor
+        self.warning = int(warm_up_sec * count) // (cold_factor - 1)
+        self.max = self.warning + int(2 * warm_up_sec * count / (1 + cold_factor))
+        self.slope = (cold_factor - 1) / count / (self.max - self.warning)
+        self.tokens = 0
+        self.last_filled: int | None = None
+
+    def sync(self, previous_qps: int, now: int) -> None:
+        current = now - now % 1000
+        if self.last_filled is None:
+            value = self.max
+        elif current <= self.last_filled:
+            return
+        else:
+            value = self.tokens
+            below = value < self.warning
+            idle = value > self.warning and previous_qps < int(self.count) // self.cold_factor
+            if below or idle:
+                value = int(value + (current - self.last_filled) * self.count / 1000)
+            value = min(value, self.max)
+        self.tokens = max(0, value - previous_qps)
+        self.last_filled = current
+
+    def admits(self, pass_qps: int, previous_qps: int, now: int) -> bool:
+        self.sync(previous_qps, now)
+        if self.tokens >= self.warning:
+            above = self.tokens - self.warning
+            allowed = math.nextafter(1.0 / (above * self.slope + 1.0 / self.count), math.inf)
+            return pass_qps + 1 <= allowed
+        return pass_qps + 1 <= self.count
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.sampled_from([5.0, 10.0, 10.9, 20.0, 33.0, 100.0]),
+    warm_up_sec=st.integers(1, 12),
+    cold_factor=st.integers(2, 5),
+    start=st.sampled_from([0, 123_456, 10**12]),
+    # Few tries per step often, so the previous second's QPS lands near count / cold_factor.
+    traffic=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 400, 999, 1000, 1001, 2500, 30_000]),
+            st.one_of(st.integers(0, 8), st.integers(0, 40)),
+        ),
+        max_size=60,
+    ),
+)
+def test_warm_up_matches_the_reference_model(
+    count: float,
+    warm_up_sec: int,
+    cold_factor: int,
+    start: int,
+    traffic: list[tuple[int, int]],
+) -> None:
+    for twin in TWINS:
+        ctl = importlib.import_module(f"guard.flow._controllers_{twin}").WarmUpController(
+            count, float(warm_up_sec), cold_factor
+        )
+        node = importlib.import_module(f"guard.stat._window_{twin}").StatNode()
+        model = SentinelWarmUp(count, warm_up_sec, cold_factor)
+        now = start
+        for gap, tries in traffic:
+            now += gap
+            for _ in range(tries):
+                expected = model.admits(int(node.pass_qps(now)), node.previous_pass_qps(now), now)
+                got = ctl.can_pass(node, 1, now) >= 0.0
+                assert got == expected, (twin, now, model.tokens, ctl.stored_tokens)
+                if got:
+                    node.add_pass(now, 1)
