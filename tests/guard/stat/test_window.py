@@ -196,22 +196,10 @@ def test_previous_bucket_read(impl: ModuleType) -> None:
     assert arr.previous(2100, PASS) == 2
 
 
-def _xfail_c(request: pytest.FixtureRequest, impl: ModuleType, reason: str) -> None:
-    if impl.__name__.endswith("_c"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-PREVIOUS_BUG = (
-    "bug: compiled LeapArray.previous(now) with now < bucket_ms reads the current bucket "
-    "(cdivision truncates the negative now - bucket_ms toward 0), the pure twin returns 0"
-)
-
-
 def test_previous_before_the_first_bucket_is_empty(
     impl: ModuleType, request: pytest.FixtureRequest
 ) -> None:
     # ManualClock(0) is where tests start: the bucket before the first one does not exist.
-    _xfail_c(request, impl, PREVIOUS_BUG)
     arr = impl.LeapArray(2, 1000)
     arr.add(100, PASS, 3)
     assert arr.previous(100, PASS) == 0
@@ -220,7 +208,6 @@ def test_previous_before_the_first_bucket_is_empty(
 def test_previous_pass_qps_in_the_first_second_is_zero(
     impl: ModuleType, request: pytest.FixtureRequest
 ) -> None:
-    _xfail_c(request, impl, PREVIOUS_BUG)
     node = impl.StatNode()
     node.add_pass(0, 40)
     # Nothing passed in the second before 0; the compiled twin reports this second's 40,
@@ -308,12 +295,6 @@ def test_stat_node_counters_and_derived_values(impl: ModuleType) -> None:
 def test_stat_node_avg_rt_is_not_truncated(
     impl: ModuleType, request: pytest.FixtureRequest
 ) -> None:
-    _xfail_c(
-        request,
-        impl,
-        "bug: compiled StatNode.avg_rt divides two long longs under cdivision, truncating "
-        "(RTs 1 and 2 ms give 1.0, not 1.5); Guard.stats().avg_rt_ms shows it",
-    )
     node = impl.StatNode()
     node.add_success(0, 1, 1)
     node.add_success(0, 2, 1)
