@@ -22,6 +22,7 @@ class Named:
     def __init__(self, order: int) -> None:
         self.order = order
         self.has_stat = False
+        self.uses_origin_node = False
 
 
 def test_phases_are_sorted_by_order() -> None:
@@ -48,6 +49,11 @@ def test_plans_hold_only_the_checks_that_apply() -> None:
     assert plans["s"].stats == [stat, stat_check]  # checks that want feedback hear it
     assert plans["r"].stats == [stat]
     assert default_plan.checks == [every]
+    assert not any(p.origin_nodes for p in (*plans.values(), default_plan))
+    flow_r.uses_origin_node = True
+    plans, default_plan = chain.plans(builds)
+    assert plans["r"].origin_nodes and not plans["s"].origin_nodes
+    assert not default_plan.origin_nodes
 
 
 def test_resources_without_rules_run_no_check() -> None:
@@ -57,3 +63,6 @@ def test_resources_without_rules_run_no_check() -> None:
     assert [type(c).__name__ for c in core.plans["limited"].checks] == ["FlowCheck"]
     assert core.default_plan.checks == []
     assert "free" not in core.plans
+    assert not core.plans["limited"].origin_nodes  # no rule reads origins
+    g.load_rules({"flow": [{"resource": "limited", "count": 1, "limit_app": "other"}]})
+    assert core.plans["limited"].origin_nodes
