@@ -13,9 +13,13 @@ from guard.flow.slot import FlowSlot
 def test_default_chain_phases() -> None:
     chain = default_chain()
     assert [type(s) for s in chain.prepare] == [NodeSelectorSlot]
-    assert [type(s) for s in chain.check] == [FlowSlot]
     assert [type(s) for s in chain.stat] == [StatisticSlot]
-    assert Guard(clock=ManualClock(0)).chain.check[0].name == "flow"
+    # Sentinel's order: authority, system, param_flow, flow, degrade.
+    names = [s.name for s in Guard(clock=ManualClock(0)).chain.check]
+    assert names == ["authority", "system", "param_flow", "flow", "degrade"]
+    assert FlowSlot in [type(s) for s in chain.check]
+    orders = [s.order for s in chain.check]
+    assert orders == sorted(orders)
 
 
 class Named:
