@@ -841,3 +841,38 @@ def test_memory_per_resource_is_bounded_whatever_the_origins() -> None:
         tracemalloc.stop()
     assert g.stats("r").total_pass == 10_001
     assert grown < 8 * 1024 * 1024, f"{grown / 1e6:.0f} MB for 10 000 origins"
+
+
+def test_reloads_while_threads_enter() -> None:
+    import threading
+
+    g = engine({"resource": "r", "count": 1000})
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    with g.entry("r"):
+                        pass
+                except FlowBlocked:
+                    pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(200):
+            g.load_rules({"flow": [{"resource": "r", "count": 1000 + i % 2}]})
+            clock(g).advance(5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    s = g.stats("r")
+    assert s.concurrency == 0
+    assert s.total_pass > 0
