@@ -610,3 +610,37 @@ def test_threads_balance_concurrency() -> None:
     s = g.stats("r")
     assert s.concurrency == 0
     assert s.total_pass == sum(results) and s.total_pass + s.total_block == 12_000
+
+
+async def test_positional_arguments_feed_param_flow_rules() -> None:
+    g = Guard(clock=ManualClock(0))
+    g.load_rules(
+        {
+            "param_flow": [
+                {"resource": "items.get", "param_index": 0, "count": 1},
+                {"resource": "items.aget", "param_index": 1, "count": 1},
+            ]
+        }
+    )
+
+    @g.guard("items.get", block_handler=lambda sku, error: f"blocked {sku} {error.reason}")
+    def get(sku: str) -> str:
+        return f"got {sku}"
+
+    assert get("hot") == "got hot"
+    assert get("hot") == "blocked hot param_flow"
+    assert get("cold") == "got cold"  # another value has its own count
+
+    @g.guard("items.aget")
+    async def aget(shop: str, sku: str) -> str:
+        return sku
+
+    assert await aget("s", "a") == "a"
+    assert await aget("s", "b") == "b"  # index 1 is what counts
+    with pytest.raises(BlockError) as info:
+        await aget("t", "a")
+    assert info.value.reason == "param_flow"
+    # Entries take them from args=.
+    with pytest.raises(BlockError):
+        g.enter("items.get", args=("hot",))
+    g.enter("items.get", args=("other",)).exit()
