@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from itertools import pairwise
 from typing import Any
@@ -876,3 +877,26 @@ def test_reloads_while_threads_enter() -> None:
     s = g.stats("r")
     assert s.concurrency == 0
     assert s.total_pass > 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "kwargs", "ctx"),
+    [
+        ({"limit_app": "web"}, {"origin": "web"}, None),
+        ({"limit_app": "other"}, {"origin": "app"}, None),
+        ({"strategy": "chain", "ref_resource": "checkout"}, {}, "checkout"),
+    ],
+)
+def test_sample_count_applies_to_origin_and_context_nodes(
+    rule: dict[str, Any], kwargs: dict[str, Any], ctx: str | None
+) -> None:
+    def run(sample_count: int) -> bool:
+        g = engine({"resource": "r", "count": 5, **rule}, sample_count=sample_count)
+        with context(ctx) if ctx else contextlib.nullcontext():
+            clock(g).set(450)
+            assert passes(g, "r", 10, **kwargs) == 5
+            clock(g).set(1000)
+            return passes(g, "r", 1, **kwargs) == 0
+
+    assert run(2) is False  # two buckets: the passes at 450 left with [0, 500)
+    assert run(10) is True  # ten buckets: they count until 1400
