@@ -311,14 +311,15 @@ def test_rate_limiter_2000_per_second_is_two_per_ms(impl: Twin) -> None:
 # -- warm-up rate limiter --------------------------------------------------------------------
 
 
-def test_warm_up_rate_limiter_spaces_at_the_warming_rate(impl: Twin) -> None:
+@pytest.mark.parametrize("start", [0, 999, 10**12])
+def test_warm_up_rate_limiter_spaces_at_the_warming_rate(impl: Twin, start: int) -> None:
     ctl = impl.ctl.WarmUpRateLimiterController(10.0, 10.0, 3, 1000)
     node = impl.node()
-    assert ctl.can_pass(node, 1, 0) == 0.0  # first passes at once
-    assert ctl.can_pass(node, 1, 0) == pytest.approx(300.0)  # cold: 10/3 per second
-    assert ctl.can_pass(node, 1, 0) == pytest.approx(600.0)
-    assert ctl.can_pass(node, 1, 0) == pytest.approx(900.0)
-    assert ctl.can_pass(node, 1, 0) == BLOCK  # 1200 > 1000
+    assert ctl.can_pass(node, 1, start) == 0.0  # first passes at once
+    assert ctl.can_pass(node, 1, start) == pytest.approx(300.0)  # cold: 10/3 per second
+    assert ctl.can_pass(node, 1, start) == pytest.approx(600.0)
+    assert ctl.can_pass(node, 1, start) == pytest.approx(900.0)
+    assert ctl.can_pass(node, 1, start) == BLOCK  # 1200 > 1000
 
 
 def test_warm_up_rate_limiter_speeds_up_to_count(impl: Twin) -> None:
