@@ -583,6 +583,17 @@ def test_a_bad_rule_set_changes_nothing() -> None:
     with pytest.raises(RuleError):
         g.load_rules("flow: [\n")
     assert g.rules is before
+    # A bad rule in another section stops the flow section from changing too.
+    with pytest.raises(RuleError) as info:
+        g.load_rules(
+            {
+                "flow": [{"resource": "r", "count": 100}],
+                "degrade": [{"resource": "r", "strategy": "error_ratio", "threshold": 2}],
+            }
+        )
+    assert "degrade[0].threshold" in str(info.value)
+    assert g.rules is before
+    assert passes(g, "r", 5) == 0
 
 
 def test_equal_rule_set_keeps_statistics_and_warm_up_state() -> None:
