@@ -477,3 +477,15 @@ def test_warm_up_matches_the_reference_model(
                 assert got == expected, (twin, now, model.tokens, ctl.stored_tokens)
                 if got:
                     node.add_pass(now, 1)
+
+
+def test_warm_up_rate_limiter_retry_after_is_when_a_retry_fits(impl: Twin) -> None:
+    ctl = impl.ctl.WarmUpRateLimiterController(10.0, 10.0, 3, 1000)
+    node = impl.node()
+    for _ in range(4):
+        assert ctl.can_pass(node, 1, 0) >= 0.0  # cold: slots at 0, 300, 600, 900
+    assert ctl.can_pass(node, 1, 0) == BLOCK  # the slot of 1200 is 1200 ms away
+    retry_ms = round(ctl.retry_after(node, 0) * 1000)
+    assert retry_ms == 200  # spaced at the warming rate, not at count
+    assert ctl.can_pass(node, 1, retry_ms - 1) == BLOCK
+    assert ctl.can_pass(node, 1, retry_ms) == pytest.approx(1000.0)
