@@ -347,7 +347,7 @@ def test_sample_count_gives_finer_buckets(sample_count: int, blocked_at_1000: bo
     assert passes(g, "r") == 1
 
 
-@pytest.mark.parametrize("sample_count", [0, -2, 3, 7, 2.0, "2"])
+@pytest.mark.parametrize("sample_count", [0, -2, 3, 7, 2.0, "2", True])
 def test_sample_count_must_divide_1000(sample_count: Any) -> None:
     with pytest.raises(ValueError, match="sample_count"):
         Guard(clock=ManualClock(0), sample_count=sample_count)
