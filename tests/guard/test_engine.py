@@ -939,3 +939,32 @@ def test_memory_per_resource_is_bounded_whatever_the_context_names() -> None:
     assert g.stats("r").total_pass == 10_001
     # 16 MB leaves room for a Sentinel-like cap of 2000 names (~10 MB).
     assert grown < 16 * 1024 * 1024, f"{grown / 1e6:.0f} MB for 10 000 context names"
+
+
+async def test_async_with_entry_awaits_a_queueing_wait() -> None:
+    import asyncio
+
+    g = engine({"resource": "r", "count": 10, "control": "rate_limiter", "max_queue_ms": 150})
+    c = clock(g)
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(c.now_ms())
+
+    async with g.entry("r"):
+        assert c.now_ms() == 0
+    task = asyncio.create_task(other())
+    async with g.entry("r") as e:
+        assert c.now_ms() == 100  # waited by awaiting the clock
+        assert ran == [100]  # and the loop ran another task meanwhile
+    await task
+    assert e.rt_ms == 100  # the wait is part of the RT
+    c.set(50)
+    async with g.entry("r"):  # the slot of 200 is 150 ms away from 50: fits the queue
+        assert c.now_ms() == 200
+    c.set(0)
+    with pytest.raises(FlowBlocked):
+        async with g.entry("r"):  # the slot of 300 is 300 ms away: over 150
+            pytest.fail("the body of a refused entry must not run")
+    s = g.stats("r")
+    assert (s.total_pass, s.total_block, s.concurrency) == (3, 1, 0)
