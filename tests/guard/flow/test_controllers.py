@@ -489,3 +489,15 @@ def test_warm_up_rate_limiter_retry_after_is_when_a_retry_fits(impl: Twin) -> No
     assert retry_ms == 200  # spaced at the warming rate, not at count
     assert ctl.can_pass(node, 1, retry_ms - 1) == BLOCK
     assert ctl.can_pass(node, 1, retry_ms) == pytest.approx(1000.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a zero-count QPS reject or warm-up rule answers retry_after = time to the "
+    "bucket end (e.g. 0.5 s), though no retry can ever pass; SPEC: None where no time is "
+    "known (the rate limiters already return None for count 0)",
+)
+def test_zero_count_rules_know_no_retry_time(impl: Twin) -> None:
+    node = impl.node()
+    assert impl.ctl.DefaultController(0.0, False).retry_after(node, 0) is None
+    assert impl.ctl.WarmUpController(0.0, 10.0, 3).retry_after(node, 0) is None
