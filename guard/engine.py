@@ -62,7 +62,12 @@ class Guard:
     max_resources = 10_000
 
     def __init__(self, clock: Any = None, *, sample_count: int = 2) -> None:
-        if not isinstance(sample_count, int) or sample_count <= 0 or 1000 % sample_count:
+        if (
+            isinstance(sample_count, bool)
+            or not isinstance(sample_count, int)
+            or sample_count <= 0
+            or 1000 % sample_count
+        ):
             raise ValueError("Guard: sample_count must be a positive divisor of 1000")
         self.clock = clock if clock is not None else MonotonicClock()
         self._core = Core(self.clock, sample_count)
