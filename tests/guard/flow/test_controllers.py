@@ -493,3 +493,37 @@ def test_zero_count_rules_know_no_retry_time(impl: Twin) -> None:
     node = impl.node()
     assert impl.ctl.DefaultController(0.0, False).retry_after(node, 0) is None
     assert impl.ctl.WarmUpController(0.0, 10.0, 3).retry_after(node, 0) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.integers(1, 6),
+    sample_count=st.sampled_from([1, 2, 4, 10]),
+    traffic=st.lists(st.tuples(st.integers(0, 700), st.integers(1, 8)), min_size=1, max_size=25),
+)
+def test_reject_retry_after_is_exactly_when_a_retry_passes(
+    count: int, sample_count: int, traffic: list[tuple[int, int]]
+) -> None:
+    # When a call is refused, waiting retry_after (and not a millisecond less, given no
+    # other traffic) lets one more pass. Probes go forward in time only: reading a window
+    # at an earlier time than a previous read would start its buckets afresh.
+    for twin in TWINS:
+        ctl = importlib.import_module(f"guard.flow._controllers_{twin}")
+        win = importlib.import_module(f"guard.stat._window_{twin}")
+        controller = ctl.DefaultController(float(count), False)
+        node = win.StatNode(sample_count)
+        now = 10**9
+        for gap, tries in traffic:
+            now += gap
+            for _ in range(tries):
+                if controller.can_pass(node, 1, now) >= 0.0:
+                    node.add_pass(now, 1)
+        for _ in range(count):  # fill what room is left
+            if controller.can_pass(node, 1, now) >= 0.0:
+                node.add_pass(now, 1)
+        assert controller.can_pass(node, 1, now) == BLOCK
+        retry = controller.retry_after(node, now)
+        assert retry is not None and 0.0 < retry <= 1.0
+        retry_ms = round(retry * 1000)
+        assert controller.can_pass(node, 1, now + retry_ms - 1) == BLOCK, twin
+        assert controller.can_pass(node, 1, now + retry_ms) == 0.0, twin
