@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = ["FSYNC_MODES", "SqliteStore", "StoreError"]
 FSYNC_MODES = ("always", "batch", "never")
 STORE_FILE = "delayqueue.sqlite3"
 BATCH_INTERVAL = 0.1  # seconds: "batch" commits (and so flushes) at least this often
+GATHER_S = 0.001  # "always"/"never": most a commit waits for concurrent producers to join it
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -187,6 +189,7 @@ class SqliteStore:
         self._conn.close()
 
     def _writer(self) -> None:
+        target = 1  # how many writers the last commits served: wait for about that many
         while True:
             with self._cv:
                 while not self._batch.ops and not self._closed:
@@ -194,9 +197,20 @@ class SqliteStore:
                 if self.fsync == "batch" and not self._closed:
                     # Let a batch gather for a while, but never hold a write past the interval.
                     self._cv.wait(BATCH_INTERVAL / 2)
+                elif target > 1:
+                    # Concurrent producers: the ones released by the last commit are about to
+                    # submit again. Give them a moment (PostgreSQL's commit_delay idea), so one
+                    # fsync serves them all instead of every other one.
+                    end = time.monotonic() + GATHER_S
+                    while len(self._batch.ops) < target and not self._closed:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cv.wait(left)
                 batch, self._batch = self._batch, _Batch()
                 closing = self._closed
             if batch.ops:
+                target = max(1, len(batch.ops), (target * 7) // 8)
                 self._commit(batch)
             if closing and not batch.ops:
                 return
