@@ -22,6 +22,7 @@ import asyncio
 import gc
 import heapq
 import json
+import os
 import platform
 import random
 import statistics
@@ -237,6 +238,19 @@ def durable_puts(producers: int, seconds: float) -> float:
         return sum(counts) / (time.monotonic() - start)
 
 
+def raw_fsyncs(seconds: float) -> float:
+    """Appends with fsync per second on the bench directory's disk: the ceiling of one producer."""
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench") as d:
+        path = Path(d) / "fsync.tmp"
+        with open(path, "ab", buffering=0) as f:
+            n, stop = 0, time.monotonic() + seconds
+            while time.monotonic() < stop:
+                f.write(b"x" * 64)
+                os.fsync(f.fileno())
+                n += 1
+    return n / seconds
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -297,7 +311,9 @@ def main() -> None:
         print(f"{name:<26}{r['p50']:>8.2f}{r['p99']:>8.2f}{r['max']:>8.2f}{r['early']:>8.0f}{flag}")
         results["lateness_" + ("wheel" if use_wheel else "asyncio")] = r
 
-    print('\nDelayQueue durable put/s, fsync="always":')
+    fsyncs = raw_fsyncs(1.0)
+    print(f'\nDelayQueue durable put/s, fsync="always" (this disk: {fsyncs:,.0f} raw fsync/s):')
+    results["raw_fsync_per_s"] = fsyncs
     for producers in (1, 8):
         rate_s = durable_puts(producers, 1.0 if args.quick else 3.0)
         flag = (
