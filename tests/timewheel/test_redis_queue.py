@@ -147,7 +147,7 @@ def spawn(port: int, name: str, idle: float, *extra: str) -> subprocess.Popen[st
 @pytest.mark.slow
 def test_several_consumer_processes_share_the_queue(redis_server, queue) -> None:
     producer = queue("shared")
-    procs = [spawn(redis_server.port, "shared", 1.5) for _ in range(4)]
+    procs = [spawn(redis_server.port, "shared", 3) for _ in range(4)]
     ids = []
     for i in range(200):
         ids.append(producer.put(b"%d" % i, delay=(i % 20) * 0.02))
@@ -169,6 +169,6 @@ def test_task_of_a_vanished_consumer_goes_to_another(redis_server, queue) -> Non
     holder = spawn(redis_server.port, "vanish", 5, "noack")
     out, _ = holder.communicate(timeout=30)
     assert f"got {tid} 1" in out
-    other = spawn(redis_server.port, "vanish", 2)
+    other = spawn(redis_server.port, "vanish", 4)
     out, _ = other.communicate(timeout=30)
     assert f"got {tid} 2" in out  # after the 1 s ack timeout, with attempts counted
