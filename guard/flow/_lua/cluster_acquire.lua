@@ -1,0 +1,95 @@
+-- One decision (or one lease) of a cluster flow rule over a sliding window kept in Redis.
+--
+-- The window is a hash of buckets: field = bucket start (ms, Redis server time), value =
+-- tokens granted in that bucket. A bucket counts while its start is within the last
+-- window_ms, so the budget frees one bucket at a time, as Sentinel's LeapArray does.
+-- Live instances are a sorted set of heartbeats scored by server time: members older than
+-- heartbeat_ttl_ms are dropped, so a crashed process stops counting by itself.
+-- Both keys share the hash tag {guard:flow:<rule-id>}, so they live on one Cluster slot.
+--
+-- KEYS[1]  window hash            {guard:flow:<rule-id>}:window
+-- KEYS[2]  live-instance zset     {guard:flow:<rule-id>}:instances
+-- ARGV[1]  want: tokens asked for (0 = heartbeat / give-back only)
+-- ARGV[2]  count: the rule's threshold per window (a decimal string)
+-- ARGV[3]  per_instance: 1 for avg_local (limit = count x live instances), else 0
+-- ARGV[4]  instance id of the caller
+-- ARGV[5]  heartbeat_ttl_ms
+-- ARGV[6]  give_back: unused leased tokens returned (0 = none)
+-- ARGV[7]  give_back_bucket: the bucket those tokens were granted in
+-- ARGV[8]  debt: passes admitted without Redis (during a fallback) to book now
+-- ARGV[9]  window_ms
+-- ARGV[10] buckets in the window (window_ms must be a multiple)
+-- ARGV[11] all_or_nothing: 1 grants want or nothing (one decision), 0 grants what is left
+-- ARGV[12] leave: 1 removes the caller from the live instances (its rule was removed)
+-- Returns {granted, bucket, live_instances, remaining_after}: remaining_after may be < 0
+-- when debts pushed the window over its limit.
+
+if redis.replicate_commands then
+  pcall(redis.replicate_commands)  -- Redis < 5: TIME needs effects replication
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local want = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
+local per_instance = tonumber(ARGV[3])
+local instance = ARGV[4]
+local ttl = tonumber(ARGV[5])
+local give_back = tonumber(ARGV[6])
+local give_back_bucket = ARGV[7]
+local debt = tonumber(ARGV[8])
+local window_ms = tonumber(ARGV[9])
+local width = window_ms / tonumber(ARGV[10])
+local all_or_nothing = tonumber(ARGV[11])
+local leave = tonumber(ARGV[12])
+
+local current = now - now % width
+local oldest = current - window_ms + width
+
+if leave == 1 then
+  redis.call('ZREM', KEYS[2], instance)
+else
+  redis.call('ZADD', KEYS[2], now, instance)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
+redis.call('PEXPIRE', KEYS[2], ttl * 2)
+local live = redis.call('ZCARD', KEYS[2])
+
+if give_back > 0 and tonumber(give_back_bucket) >= oldest then
+  local left = tonumber(redis.call('HGET', KEYS[1], give_back_bucket) or '0') - give_back
+  if left > 0 then
+    redis.call('HSET', KEYS[1], give_back_bucket, left)
+  else
+    redis.call('HDEL', KEYS[1], give_back_bucket)
+  end
+end
+
+local used = 0
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if tonumber(fields[i]) < oldest then
+    redis.call('HDEL', KEYS[1], fields[i])
+  else
+    used = used + tonumber(fields[i + 1])
+  end
+end
+
+local limit = count
+if per_instance == 1 then
+  limit = count * math.max(live, 1)
+end
+-- Sentinel's reject rule: pass while used + acquire <= count.
+local available = math.floor(limit - used)
+local granted = 0
+if available > 0 then
+  granted = math.min(want, available)
+end
+if all_or_nothing == 1 and granted < want then
+  granted = 0
+end
+local booked = granted + debt
+if booked > 0 then
+  redis.call('HINCRBY', KEYS[1], current, booked)
+end
+redis.call('PEXPIRE', KEYS[1], window_ms * 2)
+return {granted, current, live, available - booked}
