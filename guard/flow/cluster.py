@@ -184,9 +184,10 @@ class ClusterController(Controller):
         self.local: Any = None
         self.closed = False
         self._lock = threading.Lock()
-        self.tokens = 0  # leased, unused
-        self.expiry = 0.0  # monotonic seconds when the lease lapses
-        self.bucket = 0  # the window bucket the lease was booked in
+        self.tokens = 0  # leased, unused (sum over grants)
+        # Leases not used up: [window bucket booked in, tokens left, monotonic expiry],
+        # oldest first, so unused tokens go back to the bucket that counted them.
+        self.grants: list[list[Any]] = []
         self.asked = 0  # tokens asked of the lease since the last refill
         self.rate = 0.0  # recent demand, tokens per second
         self.rate_at = time.monotonic()
@@ -210,8 +211,7 @@ class ClusterController(Controller):
         m = time.monotonic()
         with self._lock:
             self.asked += acquire
-            if self.tokens >= acquire and m < self.expiry:
-                self.tokens -= acquire
+            if self.tokens >= acquire and self._take(acquire, m):
                 if self.tokens * 2 < self._target(m):
                     self.link.wake()
                 return 0.0
@@ -224,6 +224,25 @@ class ClusterController(Controller):
             return BLOCK
         return self._round_trip(node, acquire, now, acquire + self._target(m), False)
 
+    def _take(self, acquire: int, now: float) -> bool:
+        """Take ``acquire`` tokens from unexpired grants, oldest first (under the lock)."""
+        valid = 0
+        for grant in self.grants:
+            if grant[2] > now:
+                valid += grant[1]
+        if valid < acquire:
+            return False
+        need = acquire
+        for grant in self.grants:
+            if grant[2] > now and grant[1]:
+                take = min(grant[1], need)
+                grant[1] -= take
+                need -= take
+                if not need:
+                    break
+        self.tokens -= acquire
+        return True
+
     def _round_trip(self, node: Any, acquire: int, now: int, want: int, exact: bool) -> float:
         """One script call on the caller's thread: ``exact`` decides ``acquire`` alone,
         otherwise ``want`` tokens are asked for and the surplus tops up the lease."""
@@ -232,7 +251,7 @@ class ClusterController(Controller):
             link.mark_down(f"no answer within {link.timeout * 1000:.0f} ms")
             return self._local(node, acquire, now)
         try:
-            reply = link.call(_SCRIPT, self.keys, self._args(want, 0, 0, 0, exact, False))
+            reply = link.call(_SCRIPT, self.keys, self._args(want, "", 0, exact, False))
         except FAILURES:
             return self._local(node, acquire, now)
         granted = self._apply(reply, time.monotonic(), consume=acquire)
@@ -277,15 +296,19 @@ class ClusterController(Controller):
             return 0.0
         if self.state != CLUSTER:
             return HEARTBEAT_S
-        if self.tokens and now >= self.expiry:
+        # Next lapse of a grant with tokens left (its tokens go back then), or heartbeat.
+        soonest = self.last_call + HEARTBEAT_S
+        for grant in self.grants:
+            if grant[1]:
+                soonest = min(soonest, grant[2])
+        if soonest <= now:
             return 0.0
-        heartbeat = self.last_call + HEARTBEAT_S - now
         target = self._target(now)
-        if target and (self.tokens * 2 < target or now >= self.expiry):
+        if target and self.tokens * 2 < target:
             if self.remaining <= 0:
-                return min(heartbeat, self.reply_at + RETRY_S - now)
+                return min(soonest, self.reply_at + RETRY_S) - now
             return 0.0
-        return heartbeat
+        return soonest - now
 
     def refill(self, link: Link) -> None:
         """Top up, give back or heartbeat with one script call (refiller thread)."""
@@ -299,12 +322,18 @@ class ClusterController(Controller):
                 self.rate = fresh if fresh > self.rate else (self.rate + fresh) / 2
                 self.asked = 0
                 self.rate_at = now
-            give_back = 0
-            if self.tokens and (now >= self.expiry or self.closed):
-                give_back, self.tokens = self.tokens, 0
+            returned = []
+            kept = []
+            for grant in self.grants:
+                if grant[1] and (grant[2] <= now or self.closed):
+                    returned.append(f"{grant[0]}:{grant[1]}")
+                    self.tokens -= grant[1]
+                elif grant[1]:
+                    kept.append(grant)
+            self.grants = kept
             want = 0 if self.closed else max(0, self._target(now) - self.tokens)
             debt, self.debt = self.debt, 0
-            args = self._args(want, give_back, self.bucket, debt, False, self.closed)
+            args = self._args(want, " ".join(returned), debt, False, self.closed)
         try:
             reply = link.call(_SCRIPT, self.keys, args)
         except FAILURES:
@@ -313,20 +342,22 @@ class ClusterController(Controller):
             raise
         self._apply(reply, time.monotonic(), consume=0)
 
-    def _args(self, want: int, give_back: int, bucket: int, debt: int, exact: bool, leave: bool):  # type: ignore[no-untyped-def]
+    def _args(self, want: int, give_back: str, debt: int, exact: bool, leave: bool) -> list[Any]:
         return [
             want, repr(self.count), self.per_instance, self.instance, HEARTBEAT_TTL_MS,
-            give_back, bucket, debt, WINDOW_MS, BUCKETS, int(exact), int(leave),
+            give_back, debt, WINDOW_MS, BUCKETS, int(exact), int(leave),
         ]  # fmt: skip
 
     def _apply(self, reply: Any, now: float, consume: int) -> int:
         granted, bucket, live, remaining = (int(x) for x in reply)
         with self._lock:
             surplus = granted - consume if granted >= consume else granted
-            if surplus > 0 and self.state == CLUSTER and not self.closed:
+            # Kept even if closed meanwhile: the retiring refill gives it back.
+            if surplus > 0 and self.state == CLUSTER:
                 self.tokens += surplus
-                self.expiry = now + self.lease_s
-                self.bucket = bucket
+                self.grants.append([bucket, surplus, now + self.lease_s])
+                if consume:  # granted on a caller's thread: the refiller must see it lapse
+                    self.link.wake()
             self.live = max(1, live)
             self.remaining = remaining
             self.reply_at = self.last_call = now
@@ -339,6 +370,7 @@ class ClusterController(Controller):
         self.local = self.local_factory(self.rule, share)
         with self._lock:
             self.tokens = 0
+            self.grants = []
         self.state = FALLBACK
         _count(self.id, "fallback")
 
@@ -349,6 +381,7 @@ class ClusterController(Controller):
             self.local_passes.clear()
             self.debt += recent
             self.tokens = 0
+            self.grants = []
             self.remaining = 1
         self.state = CLUSTER
         _count(self.id, "recovery")

@@ -115,6 +115,7 @@ class Link:
                     target=self._run, name=f"guard-cluster {self.name}", daemon=True
                 )
                 self._thread.start()
+        self._wake.set()
         if not self.healthy:
             user.on_down()
 
@@ -184,13 +185,13 @@ class Link:
 
     def _run(self) -> None:
         while True:
+            self._wake.clear()  # before reading: a wake from now on is not lost
             with self.lock:
                 users = list(self.users)
                 retiring, self.retiring = self.retiring, []
                 if not users and not retiring:
                     self._thread = None
                     return
-            self._wake.clear()
             for user in retiring:
                 if self.healthy:
                     self._guarded(user.refill)

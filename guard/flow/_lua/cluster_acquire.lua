@@ -14,13 +14,13 @@
 -- ARGV[3]  per_instance: 1 for avg_local (limit = count x live instances), else 0
 -- ARGV[4]  instance id of the caller
 -- ARGV[5]  heartbeat_ttl_ms
--- ARGV[6]  give_back: unused leased tokens returned (0 = none)
--- ARGV[7]  give_back_bucket: the bucket those tokens were granted in
--- ARGV[8]  debt: passes admitted without Redis (during a fallback) to book now
--- ARGV[9]  window_ms
--- ARGV[10] buckets in the window (window_ms must be a multiple)
--- ARGV[11] all_or_nothing: 1 grants want or nothing (one decision), 0 grants what is left
--- ARGV[12] leave: 1 removes the caller from the live instances (its rule was removed)
+-- ARGV[6]  give_back: unused leased tokens returned, as "<bucket>:<tokens>" pairs
+--          separated by spaces, each to the bucket it was granted in ("" = none)
+-- ARGV[7]  debt: passes admitted without Redis (during a fallback) to book now
+-- ARGV[8]  window_ms
+-- ARGV[9]  buckets in the window (window_ms must be a multiple)
+-- ARGV[10] all_or_nothing: 1 grants want or nothing (one decision), 0 grants what is left
+-- ARGV[11] leave: 1 removes the caller from the live instances (its rule was removed)
 -- Returns {granted, bucket, live_instances, remaining_after}: remaining_after may be < 0
 -- when debts pushed the window over its limit.
 
@@ -35,13 +35,11 @@ local count = tonumber(ARGV[2])
 local per_instance = tonumber(ARGV[3])
 local instance = ARGV[4]
 local ttl = tonumber(ARGV[5])
-local give_back = tonumber(ARGV[6])
-local give_back_bucket = ARGV[7]
-local debt = tonumber(ARGV[8])
-local window_ms = tonumber(ARGV[9])
-local width = window_ms / tonumber(ARGV[10])
-local all_or_nothing = tonumber(ARGV[11])
-local leave = tonumber(ARGV[12])
+local debt = tonumber(ARGV[7])
+local window_ms = tonumber(ARGV[8])
+local width = window_ms / tonumber(ARGV[9])
+local all_or_nothing = tonumber(ARGV[10])
+local leave = tonumber(ARGV[11])
 
 local current = now - now % width
 local oldest = current - window_ms + width
@@ -55,12 +53,14 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
 redis.call('PEXPIRE', KEYS[2], ttl * 2)
 local live = redis.call('ZCARD', KEYS[2])
 
-if give_back > 0 and tonumber(give_back_bucket) >= oldest then
-  local left = tonumber(redis.call('HGET', KEYS[1], give_back_bucket) or '0') - give_back
-  if left > 0 then
-    redis.call('HSET', KEYS[1], give_back_bucket, left)
-  else
-    redis.call('HDEL', KEYS[1], give_back_bucket)
+for bucket, tokens in string.gmatch(ARGV[6], '(%d+):(%d+)') do
+  if tonumber(bucket) >= oldest then
+    local left = tonumber(redis.call('HGET', KEYS[1], bucket) or '0') - tonumber(tokens)
+    if left > 0 then
+      redis.call('HSET', KEYS[1], bucket, left)
+    else
+      redis.call('HDEL', KEYS[1], bucket)
+    end
   end
 end
 
