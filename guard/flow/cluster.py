@@ -203,7 +203,7 @@ class ClusterController(Controller):
     # -- decisions (any thread) --------------------------------------------------------
 
     def can_pass(self, node: Any, acquire: int, now: int) -> float:
-        if self.state != CLUSTER:
+        if self.state != CLUSTER or not self.link.healthy:
             return self._local(node, acquire, now)
         on_loop = _get_running_loop() is not None
         if self.strict and not on_loop:
@@ -261,8 +261,8 @@ class ClusterController(Controller):
         if not self.fallback_to_local:
             return 0.0
         local = self.local
-        if local is None:  # between the state change and on_down: be conservative
-            return BLOCK
+        if local is None:  # the link went down and this controller's on_down is under way
+            local = self.local = self._local_controller()
         result = float(local.can_pass(node, acquire, now))
         if result >= 0.0:
             slot = int(time.monotonic() / BUCKET_S)
@@ -365,9 +365,12 @@ class ClusterController(Controller):
 
     # -- health transitions (from the link) --------------------------------------------
 
-    def on_down(self) -> None:
+    def _local_controller(self) -> Any:
         share = self.count if self.per_instance else self.count / self.live
-        self.local = self.local_factory(self.rule, share)
+        return self.local_factory(self.rule, share)
+
+    def on_down(self) -> None:
+        self.local = self._local_controller()
         with self._lock:
             self.tokens = 0
             self.grants = []

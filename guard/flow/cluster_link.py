@@ -95,6 +95,7 @@ class Link:
         self.name = name
         self.healthy = True
         self.lock = threading.Lock()
+        self._transition = threading.RLock()
         self.users: weakref.WeakSet[Any] = weakref.WeakSet()
         self.retiring: list[Any] = []
         self._wake = threading.Event()
@@ -108,16 +109,17 @@ class Link:
 
     def attach(self, user: LinkUser) -> None:
         """Serve ``user`` from now on; starts the refiller if it is not running."""
-        with self.lock:
-            self.users.add(user)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name=f"guard-cluster {self.name}", daemon=True
-                )
-                self._thread.start()
+        with self._transition:
+            with self.lock:
+                self.users.add(user)
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name=f"guard-cluster {self.name}", daemon=True
+                    )
+                    self._thread.start()
+            if not self.healthy:
+                user.on_down()
         self._wake.set()
-        if not self.healthy:
-            user.on_down()
 
     def retire(self, user: LinkUser) -> None:
         """Stop serving ``user``; the refiller gives its tokens back and unregisters it."""
@@ -133,32 +135,41 @@ class Link:
     # -- health ------------------------------------------------------------------------
 
     def stalled(self, now: float) -> bool:
-        """True if the refiller's current call has outlived the timeout."""
+        """True if the refiller's current call has outlived the timeout.
+
+        Only for clients supplied by the application: our own clients' sockets time out
+        by themselves, and a refiller thread merely waiting for the CPU is no sign of a
+        slow Redis.
+        """
         since = self.inflight_since
-        return since > 0.0 and now - since > self.timeout
+        return self.check_elapsed and since > 0.0 and now - since > self.timeout
 
     def mark_down(self, reason: object) -> None:
         """Switch every controller of this link to local enforcement (once)."""
-        with self.lock:
-            if not self.healthy:
-                return
-            self.healthy = False
-            users = list(self.users)
-        log.warning("cluster flow: Redis %s unavailable (%s); enforcing locally", self.name, reason)
-        for user in users:
-            user.on_down()
+        with self._transition:  # a transition completes before the next one starts
+            with self.lock:
+                if not self.healthy:
+                    return
+                self.healthy = False
+                users = list(self.users)
+            log.warning(
+                "cluster flow: Redis %s unavailable (%s); enforcing locally", self.name, reason
+            )
+            for user in users:
+                user.on_down()
         self._wake.set()
 
     def mark_up(self) -> None:
         """Switch every controller back to the shared window (once)."""
-        with self.lock:
-            if self.healthy:
-                return
-            self.healthy = True
-            users = list(self.users)
-        log.warning("cluster flow: Redis %s answers again; enforcing cluster-wide", self.name)
-        for user in users:
-            user.on_up()
+        with self._transition:
+            with self.lock:
+                if self.healthy:
+                    return
+                self.healthy = True
+                users = list(self.users)
+            log.warning("cluster flow: Redis %s answers again; enforcing cluster-wide", self.name)
+            for user in users:
+                user.on_up()
         self._wake.set()
 
     def call(self, script: Script, keys: list[str], args: list[Any]) -> Any:

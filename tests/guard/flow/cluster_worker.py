@@ -20,9 +20,11 @@ class _Transitions(logging.Handler):
         super().__init__()
         self.fallback: list[float] = []
         self.recovery: list[float] = []
+        self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
+        self.messages.append(message)
         if "enforcing locally" in message:
             self.fallback.append(time.monotonic())
         elif "enforcing cluster-wide" in message:
@@ -67,6 +69,7 @@ def main(spec: dict) -> dict:
         "slowest": slowest,
         "fallback": transitions.fallback,
         "recovery": transitions.recovery,
+        "messages": transitions.messages,
         "status": status,
     }
 

@@ -79,15 +79,18 @@ def test_three_processes_share_one_global_limit(
 ) -> None:
     server = redis_factory()
     seconds = 6.0
-    rules = cluster_rules("orders", server.url, 300, lease_ms=lease_ms)
-    _, reports = run_workers(rules, "orders", seconds)
+    # A generous timeout: this run is about accuracy, and the machine may be busy.
+    rules = cluster_rules("orders", server.url, 300, lease_ms=lease_ms, timeout_ms=250)
+    start, reports = run_workers(rules, "orders", seconds)
+    for r in reports:
+        assert r["fallback"] == [], r["messages"]
+        assert r["status"][0]["live_instances"] == PROCESSES
     total = admitted(reports)
-    assert abs(total - 300 * seconds) <= 0.05 * 300 * seconds, total
+    per_second = [admitted(reports, start + i, start + i + 1) for i in range(int(seconds))]
+    assert abs(total - 300 * seconds) <= 0.05 * 300 * seconds, (total, per_second)
     # Everyone got a share: the budget is not captured by one process.
     for r in reports:
         assert len(r["passes"]) > 0.15 * 300 * seconds
-        assert r["fallback"] == []
-        assert r["status"][0]["live_instances"] == PROCESSES
 
 
 def test_avg_local_limit_is_count_per_live_instance(
@@ -95,11 +98,17 @@ def test_avg_local_limit_is_count_per_live_instance(
 ) -> None:
     server = redis_factory()
     seconds = 5.0
-    rules = cluster_rules("search", server.url, 100, threshold="avg_local")
+    rules = cluster_rules("search", server.url, 100, threshold="avg_local", timeout_ms=250)
     _, reports = run_workers(rules, "search", seconds)
+    for r in reports:
+        assert r["fallback"] == [], r["messages"]
+        assert r["status"][0]["live_instances"] == PROCESSES
     total = admitted(reports)
     # 100 per instance, three live instances: 300/s shared.
-    assert abs(total - 300 * seconds) <= 0.05 * 300 * seconds, total
+    assert abs(total - 300 * seconds) <= 0.05 * 300 * seconds, (
+        total,
+        [len(r["passes"]) for r in reports],
+    )
 
 
 def test_redis_stopped_mid_run_falls_back_then_recovers(
