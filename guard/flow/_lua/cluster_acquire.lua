@@ -1,8 +1,12 @@
 -- One decision (or one lease) of a cluster flow rule over a sliding window kept in Redis.
 --
 -- The window is a hash of buckets: field = bucket start (ms, Redis server time), value =
--- tokens granted in that bucket. A bucket counts while its start is within the last
--- window_ms, so the budget frees one bucket at a time, as Sentinel's LeapArray does.
+-- tokens granted in that bucket, plus two bookkeeping fields: "total" (the sum of the
+-- buckets still in the window) and "low" (the oldest bucket start still counted). A call
+-- drops the buckets that left the window since the last call from "total", so its cost
+-- does not grow with the number of buckets (one or two steps per call when busy). A
+-- bucket counts while its start is within the last window_ms, so with 10 ms buckets the
+-- window is 990 to 1000 ms long.
 -- Live instances are a sorted set of heartbeats scored by server time: members older than
 -- heartbeat_ttl_ms are dropped, so a crashed process stops counting by itself.
 -- Both keys share the hash tag {guard:flow:<rule-id>}, so they live on one Cluster slot.
@@ -53,26 +57,35 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ttl)
 redis.call('PEXPIRE', KEYS[2], ttl * 2)
 local live = redis.call('ZCARD', KEYS[2])
 
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+local low = tonumber(redis.call('HGET', KEYS[1], 'low') or tostring(oldest))
+if low < oldest then
+  if oldest - low > window_ms then
+    redis.call('DEL', KEYS[1])  -- idle for over a window: nothing in it counts
+    total = 0
+  else
+    for bucket = low, oldest - width, width do
+      local tokens = redis.call('HGET', KEYS[1], bucket)
+      if tokens then
+        total = total - tonumber(tokens)
+        redis.call('HDEL', KEYS[1], bucket)
+      end
+    end
+  end
+  low = oldest
+end
+
 for bucket, tokens in string.gmatch(ARGV[6], '(%d+):(%d+)') do
-  if tonumber(bucket) >= oldest then
-    local left = tonumber(redis.call('HGET', KEYS[1], bucket) or '0') - tonumber(tokens)
-    if left > 0 then
-      redis.call('HSET', KEYS[1], bucket, left)
-    else
-      redis.call('HDEL', KEYS[1], bucket)
+  if tonumber(bucket) >= low then
+    local held = tonumber(redis.call('HGET', KEYS[1], bucket) or '0')
+    local back = math.min(held, tonumber(tokens))
+    if back > 0 then
+      redis.call('HINCRBY', KEYS[1], bucket, -back)
+      total = total - back
     end
   end
 end
-
-local used = 0
-local fields = redis.call('HGETALL', KEYS[1])
-for i = 1, #fields, 2 do
-  if tonumber(fields[i]) < oldest then
-    redis.call('HDEL', KEYS[1], fields[i])
-  else
-    used = used + tonumber(fields[i + 1])
-  end
-end
+local used = total
 
 local limit = count
 if per_instance == 1 then
@@ -90,6 +103,8 @@ end
 local booked = granted + debt
 if booked > 0 then
   redis.call('HINCRBY', KEYS[1], current, booked)
+  total = total + booked
 end
+redis.call('HSET', KEYS[1], 'total', total, 'low', low)
 redis.call('PEXPIRE', KEYS[1], window_ms * 2)
 return {granted, current, live, available - booked}

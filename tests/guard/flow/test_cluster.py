@@ -48,6 +48,10 @@ def wait_for(condition: Callable[[], bool], seconds: float = 3.0) -> None:
         time.sleep(0.005)
 
 
+def window_total(client: redis.Redis, key: str) -> int:
+    return int(client.hget(key, "total") or 0)
+
+
 def script_calls(client: redis.Redis) -> int:
     stats = client.info("commandstats")
     return sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
@@ -64,8 +68,7 @@ def test_strict_mode_is_one_round_trip_per_decision(
     assert attempts(engine, "strict", 8) == 5
     assert script_calls(redis_client) - before == 8
     # The shared window holds exactly the five passes.
-    window = redis_client.hgetall(rule_keys(engine.rules.flow[0])[0])
-    assert sum(int(v) for v in window.values()) == 5
+    assert window_total(redis_client, rule_keys(engine.rules.flow[0])[0]) == 5
 
 
 def test_engines_share_the_count(redis_server: RedisServer, redis_client: redis.Redis) -> None:
@@ -107,9 +110,9 @@ def test_unused_lease_goes_back_to_the_window(
     engine.load_rules(rules("giveback", redis_server.url, 1000, lease_ms=50))
     key = rule_keys(engine.rules.flow[0])[0]
     assert attempts(engine, "giveback", 30) == 30
-    wait_for(lambda: sum(int(v) for v in redis_client.hgetall(key).values()) > 30, 0.5)
+    wait_for(lambda: window_total(redis_client, key) > 30, 0.5)
     engine.load_rules({})  # the rule is removed: its lease is returned at once
-    wait_for(lambda: sum(int(v) for v in redis_client.hgetall(key).values()) == 30, 0.5)
+    wait_for(lambda: window_total(redis_client, key) == 30, 0.5)
     # An idle controller stops leasing and returns what it holds when the lease lapses.
     idle = Guard(clock=ManualClock(0))
     idle.load_rules(rules("idle", redis_server.url, 1000, lease_ms=50))
@@ -206,8 +209,7 @@ def test_recovery_books_local_passes(
     server.start()
     wait_for(lambda: c.state == "cluster" and c.debt == 0)
     client = redis.Redis(port=server.port)
-    window = client.hgetall(rule_keys(engine.rules.flow[0])[0])
-    assert sum(int(v) for v in window.values()) == 10
+    assert window_total(client, rule_keys(engine.rules.flow[0])[0]) == 10
     assert attempts(engine, "debt", 40) == 30
 
 
@@ -258,3 +260,17 @@ def test_script_is_reloaded_after_script_flush(
 def test_lease_ms_is_validated() -> None:
     with pytest.raises(RuleError, match=r"cluster\.lease_ms: must be >= 0"):
         FlowRule(resource="r", count=1, cluster={"url": "redis://h", "lease_ms": -1})  # type: ignore[arg-type]
+
+
+def test_window_frees_capacity_one_second_later(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    engine = Guard(clock=ManualClock(0))
+    engine.load_rules(rules("window", redis_server.url, 4, lease_ms=0))
+    t0 = time.monotonic()
+    assert attempts(engine, "window", 6) == 4
+    time.sleep(max(0.0, t0 + 0.95 - time.monotonic()))
+    assert attempts(engine, "window", 1) == 0  # 10 ms buckets: still inside the window
+    time.sleep(max(0.0, t0 + 1.03 - time.monotonic()))
+    assert attempts(engine, "window", 6) == 4
+    assert window_total(redis_client, rule_keys(engine.rules.flow[0])[0]) == 4
