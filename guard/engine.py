@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from guard.authority.slot import AuthoritySlot
 from guard.chain import (
     Core,
     Entry,
@@ -17,11 +20,15 @@ from guard.chain import (
     new_entry,
 )
 from guard.clock import MonotonicClock
+from guard.degrade.slot import DegradeSlot
 from guard.flow.slot import FlowSlot
+from guard.param_flow.slot import ParamFlowSlot
+from guard.stat.window import BLOCK, PASS
 from guard.stats import StatsSnapshot, snapshot
+from guard.system.slot import SystemSlot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
 
-__all__ = ["Guard", "default_chain", "default_engine"]
+__all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,7 +37,7 @@ def default_chain() -> SlotChain:
     """The slot chain every engine runs, in order, as one visible list per phase."""
     return SlotChain(
         prepare=[NodeSelectorSlot()],
-        check=[FlowSlot()],
+        check=[AuthoritySlot(), SystemSlot(), ParamFlowSlot(), FlowSlot(), DegradeSlot()],
         stat=[StatisticSlot()],
     )
 
@@ -41,7 +48,17 @@ class Guard:
     :param clock: ``ManualClock`` for tests; the real monotonic clock by default.
     :param sample_count: buckets in the one-second window (2 as Sentinel; more buckets
         give a smoother window with less burst across bucket boundaries).
+
+    Resources are never left unchecked, however many there are (Sentinel stops checking
+    past 6000). To bound memory, once more than ``max_resources`` resources have
+    statistics, those idle for over a minute (nothing in flight, no pass or block in the
+    minute window) and held by nothing but the engine (no ``@guard`` function, no rule, no
+    open entry) are dropped; their rules keep applying, and a dropped resource gets fresh
+    statistics on its next entry.
     """
+
+    #: How many resources keep statistics before idle ones are dropped.
+    max_resources = 10_000
 
     def __init__(self, clock: Any = None, *, sample_count: int = 2) -> None:
         if not isinstance(sample_count, int) or sample_count <= 0 or 1000 % sample_count:
@@ -49,6 +66,7 @@ class Guard:
         self.clock = clock if clock is not None else MonotonicClock()
         self._core = Core(self.clock, sample_count)
         self._resources: dict[str, Any] = {}
+        self._sweep_at = self.max_resources
         self._lock = threading.RLock()
         self.chain = default_chain()
         from guard.rules import RuleSet
@@ -88,6 +106,40 @@ class Guard:
         plans, default_plan = self.chain.plans(builds)
         self._core.swap_plans(plans, default_plan)
 
+    # -- circuit breakers -----------------------------------------------------------------
+
+    def _slot(self, name: str) -> Any:
+        for slot in self.chain.check:
+            if slot.name == name:
+                return slot
+        raise LookupError(f"no {name} slot in this engine's chain")
+
+    def breaker_state(self, resource: str) -> str:
+        """The worst state of ``resource``'s circuit breakers.
+
+        :returns: ``"open"`` if any breaker is open, else ``"half_open"`` if a probe is in
+            flight, else ``"closed"`` (also for a resource without degrade rules).
+        """
+        return str(self._slot("degrade").state(resource))
+
+    def on_breaker_change(self, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``callback(resource, old, new, rule, value)`` on every breaker transition.
+
+        States are ``"closed"``, ``"open"``, ``"half_open"``; ``value`` is the ratio or count
+        that tripped the breaker, 1.0 for a failed or refused probe, None otherwise. It runs
+        on the thread whose entry moved the breaker; an exception it raises is logged.
+
+        :returns: a function that removes the listener.
+        """
+        listeners = self._slot("degrade").listeners
+        listeners.append(callback)
+
+        def remove() -> None:
+            if callback in listeners:
+                listeners.remove(callback)
+
+        return remove
+
     # -- resources and statistics ----------------------------------------------------------
 
     def _resource(self, name: str) -> Any:
@@ -98,9 +150,25 @@ class Guard:
             with self._lock:
                 res = self._resources.get(name)
                 if res is None:
+                    if len(self._resources) >= self._sweep_at:
+                        self._sweep()
                     res = Resource(self._core, name)
                     self._resources[name] = res
         return res
+
+    def _sweep(self) -> None:
+        """Drop idle, unreferenced resources; amortised O(1) per new resource."""
+        now = self._core.now()
+        resources = self._resources
+        for name in list(resources):
+            res = resources[name]
+            # 3 references: the dict, `res` and getrefcount's argument. Any more means a
+            # decorator, a rule (relate) or an open entry holds it: keep it.
+            if sys.getrefcount(res) <= 3 and _idle(res.node, now):
+                del resources[name]
+        # Sweep again only after as many new resources again: a full sweep per insert
+        # would be quadratic when nothing is idle.
+        self._sweep_at = max(self.max_resources, 2 * len(resources))
 
     def resources(self) -> list[str]:
         """Names of the resources that have statistics, sorted."""
@@ -136,11 +204,15 @@ class Guard:
         Entering raises the ``BlockError``; an exception leaving the block is traced
         (counted for degrade rules) unless ignored.
         """
-        if not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{resource}: count must be an integer >= 1")
+        if origin is not None and not isinstance(origin, str):
+            # Checked here so both twins refuse it alike (origin nodes are keyed by str).
+            raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
         e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
-        e.trace_types = tuple(exceptions_to_trace)
-        e.ignore_types = tuple(exceptions_to_ignore)
+        # (The pure twin's attribute types are inferred from its defaults; these widen them.)
+        e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
+        e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
         return e
 
     def enter(self, resource: str, **kwargs: Any) -> Entry:
@@ -173,9 +245,11 @@ class Guard:
         """
         if callable(resource):  # used bare: @engine.guard
             return self.guard()(resource)
+        if origin is not None and not callable(origin) and not isinstance(origin, str):
+            raise TypeError(f"guard: origin must be a str, a callable or None, not {origin!r}")
 
         def decorate(func: F) -> F:
-            name = resource or f"{func.__module__}.{func.__qualname__}"
+            name = resource or default_resource_name(func)
             cls = AsyncGuardedFunction if asyncio.iscoroutinefunction(func) else GuardedFunction
             wrapped = cls(
                 func,
@@ -188,9 +262,27 @@ class Guard:
                 tuple(exceptions_to_trace),
                 tuple(exceptions_to_ignore),
             )
-            return wrapped  # type: ignore[no-any-return]
+            return wrapped  # type: ignore[return-value]
 
         return decorate
+
+
+def default_resource_name(func: Callable[..., Any]) -> str:
+    """``f"{module}.{qualname}"`` of ``func``, looking through ``functools.partial`` and
+    falling back to the class of a callable object (which has no ``__qualname__``)."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{qualname}"
+
+
+def _idle(node: Any, now: int) -> bool:
+    """Nothing in flight and no pass or block in the minute window."""
+    return bool(
+        node.concurrency == 0 and node.total(now, PASS) == 0 and node.total(now, BLOCK) == 0
+    )
 
 
 _default: Guard | None = None
