@@ -1,10 +1,11 @@
 """One engine process of the cluster tests: offers paced load to a cluster rule.
 
 Run as ``python -m tests.guard.flow.cluster_worker '<json>'`` with keys ``rules`` (the
-rule mapping), ``resource``, ``rate`` (offered entries per second), ``start`` and
-``seconds`` (``time.monotonic()`` values are shared by every process of the machine, so
-the parent can compare them with the moment it paused Redis). Prints one JSON line:
-pass times, block count, the slowest decision and the fallback/recovery times.
+rule mapping), ``resource``, ``rate`` (offered entries per second) and ``seconds``. Once
+its rules are loaded it prints ``ready`` and reads the start time from stdin
+(``time.monotonic()`` values are shared by every process of the machine, so the parent can
+compare them with the moment it paused Redis). Prints one JSON line: pass times, block
+count, the slowest decision and the fallback/recovery times.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def main(spec: dict) -> dict:
     engine = Guard()
     engine.load_rules(spec["rules"])
     resource, rate = spec["resource"], float(spec["rate"])
-    start, seconds = float(spec["start"]), float(spec["seconds"])
+    print("ready", flush=True)
+    start, seconds = float(sys.stdin.readline()), float(spec["seconds"])
     passes: list[float] = []
     blocks = 0
     slowest = 0.0

@@ -39,15 +39,14 @@ def run_workers(
     during: Callable[[float], None] | None = None,
 ) -> tuple[float, list[dict[str, Any]]]:
     """Start the workers, call ``during(start)`` while they run, return their reports."""
-    start = time.monotonic() + 2.0  # time for every process to import and connect
-    spec = {"rules": rules, "resource": resource, "rate": OFFERED, "start": start}
-    spec["seconds"] = seconds
+    spec = {"rules": rules, "resource": resource, "rate": OFFERED, "seconds": seconds}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.guard.flow.cluster_worker", json.dumps(spec)],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -55,6 +54,13 @@ def run_workers(
         for _ in range(PROCESSES)
     ]
     try:
+        for proc in procs:  # every engine has loaded its rules: start together
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        start = time.monotonic() + 0.3
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start!r}\n")
+            proc.stdin.flush()
         if during is not None:
             during(start)
         reports = []
