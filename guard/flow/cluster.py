@@ -91,6 +91,19 @@ _get_running_loop = asyncio._get_running_loop
 _monotonic = time.monotonic
 
 
+def _after_fork_in_child() -> None:
+    # A forked child is another instance: its own heartbeat id, no lease of the parent's.
+    for c in list(_controllers):
+        c._lock = threading.Lock()
+        c.instance = f"{socket.gethostname()}:{os.getpid()}:{next(_ids)}"
+        c.tokens = 0
+        c.grants = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def rule_id(rule: Any) -> str:
     """The id of a cluster rule's shared window: same in every process loading the rule.
 

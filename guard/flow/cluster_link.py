@@ -112,14 +112,26 @@ class Link:
         with self._transition:
             with self.lock:
                 self.users.add(user)
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(
-                        target=self._run, name=f"guard-cluster {self.name}", daemon=True
-                    )
-                    self._thread.start()
+                self._start_thread()
             if not self.healthy:
                 user.on_down()
         self._wake.set()
+
+    def _start_thread(self) -> None:
+        # Under self.lock. Also revives the refiller in a forked child, where it is gone.
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name=f"guard-cluster {self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def after_fork(self) -> None:
+        """Reset locks and thread state in a forked child (its parent's threads are gone)."""
+        self.lock = threading.Lock()
+        self._transition = threading.RLock()
+        self._wake = threading.Event()
+        self._thread = None
+        self.inflight_since = 0.0
 
     def retire(self, user: LinkUser) -> None:
         """Stop serving ``user``; the refiller gives its tokens back and unregisters it."""
@@ -130,6 +142,11 @@ class Link:
 
     def wake(self) -> None:
         """Ask the refiller to look at the controllers now."""
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with self.lock:
+                if self.users:
+                    self._start_thread()
         self._wake.set()
 
     # -- health ------------------------------------------------------------------------
@@ -287,9 +304,19 @@ def get_link(url: str, timeout_ms: int) -> Link:
 
 
 def reset_links() -> None:
-    """Forget every link (a forked child must not share its parent's sockets or threads)."""
+    """Forget every link: rules loaded from now on open new ones."""
     _links.clear()
 
 
+def _after_fork_in_child() -> None:
+    # Controllers inherited from the parent keep their links: give those fresh locks and a
+    # refiller of their own (started on the next wake). redis-py's pools reconnect by
+    # themselves in a new process.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for link in list(_links.values()):
+        link.after_fork()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=reset_links)
+    os.register_at_fork(after_in_child=_after_fork_in_child)

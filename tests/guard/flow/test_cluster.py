@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -274,3 +276,28 @@ def test_window_frees_capacity_one_second_later(
     time.sleep(max(0.0, t0 + 1.03 - time.monotonic()))
     assert attempts(engine, "window", 6) == 4
     assert window_total(redis_client, rule_keys(engine.rules.flow[0])[0]) == 4
+
+
+def test_forked_child_is_an_instance_of_its_own(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    engine = Guard(clock=ManualClock(0))
+    engine.load_rules(rules("forked", redis_server.url, 1000))
+    assert attempts(engine, "forked", 5) == 5
+    instances = rule_keys(engine.rules.flow[0])[1]
+    wait_for(lambda: redis_client.zcard(instances) == 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: decide, and let its own refiller heartbeat
+        code = 1
+        try:
+            c = controller(engine, "forked")
+            if attempts(engine, "forked", 20) == 20 and c.state == "cluster":
+                code = 0
+            time.sleep(0.5)
+        finally:
+            os._exit(code)
+    wait_for(lambda: redis_client.zcard(instances) == 2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
