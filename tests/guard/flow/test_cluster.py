@@ -187,7 +187,7 @@ def test_pause_falls_back_within_timeout_and_recovers(
         t0 = time.monotonic()
         attempts(engine, "flaky", 1)
         waited = time.monotonic() - t0
-        assert 0.07 <= waited <= 0.12, waited  # the socket timeout, then local
+        assert 0.07 <= waited <= 0.2, waited  # the socket timeout (+ scheduling), then local
         assert c.state == "fallback"
         t0 = time.monotonic()
         assert attempts(engine, "flaky", 20) == 20  # local now: no more waiting
