@@ -23,6 +23,7 @@ cdef class PrepareSlot:
 
 cdef class Check:
     cdef public bint has_stat
+    cdef public bint uses_origin_node
     cpdef check(self, Entry e)
     cpdef on_pass(self, Entry e)
     cpdef on_block(self, Entry e, error)
@@ -42,6 +43,7 @@ cdef class Plan:
     cdef public list prepare
     cdef public list checks
     cdef public list stats
+    cdef public bint origin_nodes
 
 
 @cython.final

@@ -109,6 +109,7 @@ class Check:
 
     def __init__(self) -> None:
         self.has_stat = False
+        self.uses_origin_node = False
 
     def check(self, e: Entry) -> Verdict | None:
         return None
@@ -130,10 +131,15 @@ class StatSlot(Check):
 class Plan:
     """A resource's compiled chain: the slots of each phase that apply to it."""
 
-    def __init__(self, prepare: list[Any], checks: list[Any], stats: list[Any]) -> None:
+    def __init__(
+        self, prepare: list[Any], checks: list[Any], stats: list[Any], origin_nodes: bool = False
+    ) -> None:
         self.prepare = prepare
         self.checks = checks
         self.stats = stats
+        # Keep per-origin statistics only when a rule reads them: origins come from callers
+        # (a request header, say), so unconditional origin nodes would grow without bound.
+        self.origin_nodes = origin_nodes
 
     def __repr__(self) -> str:
         names = [type(c).__name__ for c in self.checks]
@@ -231,7 +237,8 @@ class NodeSelectorSlot(PrepareSlot):
                 if e.origin is None or e.origin == "":
                     e.origin = current.origin
         res: Resource = e.res
-        if e.origin:
+        plan: Plan = e.plan
+        if e.origin and plan.origin_nodes:
             e.origin_node = res.origin_node(e.origin)
         if e.context_name:
             e.context_node = res.context_node(e.context_name)

@@ -125,4 +125,5 @@ class SlotChain:
             if check is not None:
                 checks.append(check)
         stats = list(self.stat) + [c for c in checks if c.has_stat]
-        return Plan(list(self.prepare), checks, stats)
+        origin_nodes = any(c.uses_origin_node for c in checks)
+        return Plan(list(self.prepare), checks, stats, origin_nodes)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from guard.authority.slot import AuthoritySlot
 from guard.chain import (
     Core,
     Entry,
@@ -18,8 +20,12 @@ from guard.chain import (
     new_entry,
 )
 from guard.clock import MonotonicClock
+from guard.degrade.slot import DegradeSlot
 from guard.flow.slot import FlowSlot
+from guard.param_flow.slot import ParamFlowSlot
+from guard.stat.window import BLOCK, PASS
 from guard.stats import StatsSnapshot, snapshot
+from guard.system.slot import SystemSlot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
 
 __all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
@@ -31,7 +37,7 @@ def default_chain() -> SlotChain:
     """The slot chain every engine runs, in order, as one visible list per phase."""
     return SlotChain(
         prepare=[NodeSelectorSlot()],
-        check=[FlowSlot()],
+        check=[AuthoritySlot(), SystemSlot(), ParamFlowSlot(), FlowSlot(), DegradeSlot()],
         stat=[StatisticSlot()],
     )
 
@@ -42,7 +48,17 @@ class Guard:
     :param clock: ``ManualClock`` for tests; the real monotonic clock by default.
     :param sample_count: buckets in the one-second window (2 as Sentinel; more buckets
         give a smoother window with less burst across bucket boundaries).
+
+    Resources are never left unchecked, however many there are (Sentinel stops checking
+    past 6000). To bound memory, once more than ``max_resources`` resources have
+    statistics, those idle for over a minute (nothing in flight, no pass or block in the
+    minute window) and held by nothing but the engine (no ``@guard`` function, no rule, no
+    open entry) are dropped; their rules keep applying, and a dropped resource gets fresh
+    statistics on its next entry.
     """
+
+    #: How many resources keep statistics before idle ones are dropped.
+    max_resources = 10_000
 
     def __init__(self, clock: Any = None, *, sample_count: int = 2) -> None:
         if not isinstance(sample_count, int) or sample_count <= 0 or 1000 % sample_count:
@@ -50,6 +66,7 @@ class Guard:
         self.clock = clock if clock is not None else MonotonicClock()
         self._core = Core(self.clock, sample_count)
         self._resources: dict[str, Any] = {}
+        self._sweep_at = self.max_resources
         self._lock = threading.RLock()
         self.chain = default_chain()
         from guard.rules import RuleSet
@@ -89,6 +106,40 @@ class Guard:
         plans, default_plan = self.chain.plans(builds)
         self._core.swap_plans(plans, default_plan)
 
+    # -- circuit breakers -----------------------------------------------------------------
+
+    def _slot(self, name: str) -> Any:
+        for slot in self.chain.check:
+            if slot.name == name:
+                return slot
+        raise LookupError(f"no {name} slot in this engine's chain")
+
+    def breaker_state(self, resource: str) -> str:
+        """The worst state of ``resource``'s circuit breakers.
+
+        :returns: ``"open"`` if any breaker is open, else ``"half_open"`` if a probe is in
+            flight, else ``"closed"`` (also for a resource without degrade rules).
+        """
+        return str(self._slot("degrade").state(resource))
+
+    def on_breaker_change(self, callback: Callable[..., Any]) -> Callable[[], None]:
+        """Call ``callback(resource, old, new, rule, value)`` on every breaker transition.
+
+        States are ``"closed"``, ``"open"``, ``"half_open"``; ``value`` is the ratio or count
+        that tripped the breaker, 1.0 for a failed or refused probe, None otherwise. It runs
+        on the thread whose entry moved the breaker; an exception it raises is logged.
+
+        :returns: a function that removes the listener.
+        """
+        listeners = self._slot("degrade").listeners
+        listeners.append(callback)
+
+        def remove() -> None:
+            if callback in listeners:
+                listeners.remove(callback)
+
+        return remove
+
     # -- resources and statistics ----------------------------------------------------------
 
     def _resource(self, name: str) -> Any:
@@ -99,9 +150,25 @@ class Guard:
             with self._lock:
                 res = self._resources.get(name)
                 if res is None:
+                    if len(self._resources) >= self._sweep_at:
+                        self._sweep()
                     res = Resource(self._core, name)
                     self._resources[name] = res
         return res
+
+    def _sweep(self) -> None:
+        """Drop idle, unreferenced resources; amortised O(1) per new resource."""
+        now = self._core.now()
+        resources = self._resources
+        for name in list(resources):
+            res = resources[name]
+            # 3 references: the dict, `res` and getrefcount's argument. Any more means a
+            # decorator, a rule (relate) or an open entry holds it: keep it.
+            if sys.getrefcount(res) <= 3 and _idle(res.node, now):
+                del resources[name]
+        # Sweep again only after as many new resources again: a full sweep per insert
+        # would be quadratic when nothing is idle.
+        self._sweep_at = max(self.max_resources, 2 * len(resources))
 
     def resources(self) -> list[str]:
         """Names of the resources that have statistics, sorted."""
@@ -143,8 +210,9 @@ class Guard:
             # Checked here so both twins refuse it alike (origin nodes are keyed by str).
             raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
         e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
-        e.trace_types = tuple(exceptions_to_trace)
-        e.ignore_types = tuple(exceptions_to_ignore)
+        # (The pure twin's attribute types are inferred from its defaults; these widen them.)
+        e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
+        e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
         return e
 
     def enter(self, resource: str, **kwargs: Any) -> Entry:
@@ -194,7 +262,7 @@ class Guard:
                 tuple(exceptions_to_trace),
                 tuple(exceptions_to_ignore),
             )
-            return wrapped  # type: ignore[no-any-return]
+            return wrapped  # type: ignore[return-value]
 
         return decorate
 
@@ -208,6 +276,13 @@ def default_resource_name(func: Callable[..., Any]) -> str:
     qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
     module = getattr(target, "__module__", None) or type(target).__module__
     return f"{module}.{qualname}"
+
+
+def _idle(node: Any, now: int) -> bool:
+    """Nothing in flight and no pass or block in the minute window."""
+    return bool(
+        node.concurrency == 0 and node.total(now, PASS) == 0 and node.total(now, BLOCK) == 0
+    )
 
 
 _default: Guard | None = None

@@ -59,9 +59,13 @@ class FlowBlocked(BlockError):
 
 
 class ParamFlowBlocked(BlockError):
-    """Refused by a hot-parameter rule for one argument value."""
+    """Refused by a hot-parameter rule for one argument value.
+
+    :ivar value: the argument value (or list element) that was refused.
+    """
 
     reason = "param_flow"
+    value: Any = None
 
 
 class DegradeBlocked(BlockError):
@@ -77,9 +81,14 @@ class AuthorityBlocked(BlockError):
 
 
 class SystemBlocked(BlockError):
-    """Refused by system adaptive protection (load, CPU, RT, concurrency or QPS)."""
+    """Refused by system adaptive protection (load, CPU, RT, concurrency or QPS).
+
+    :ivar limit: which threshold refused the entry: ``"qps"``, ``"concurrency"``,
+        ``"avg_rt"``, ``"load"`` or ``"cpu"`` (None when unknown).
+    """
 
     reason = "system"
+    limit: str | None = None
 
 
 class RuleError(ValueError):

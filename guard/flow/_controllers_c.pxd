@@ -33,6 +33,7 @@ cdef class RateLimiterController(Controller):
     cdef public double count
     cdef public double max_queue_ms
     cdef public double latest_passed
+    cdef public double refused_at
     cpdef double space(self, double cost, long long now)
     cpdef double can_pass(self, StatNode node, long long acquire, long long now)
     cpdef retry_after(self, StatNode node, long long now)

@@ -151,6 +151,7 @@ class RateLimiterController(Controller):
         self.count = count
         self.max_queue_ms = max_queue_ms
         self.latest_passed = _NEVER
+        self.refused_at = 0.0
 
     def space(self, cost, now) -> float:
         expected = self.latest_passed + cost
@@ -159,6 +160,7 @@ class RateLimiterController(Controller):
             return 0.0
         wait = expected - now
         if wait > self.max_queue_ms:
+            self.refused_at = expected  # when the refused request would have passed
             return BLOCK
         self.latest_passed = expected
         return wait
@@ -173,7 +175,8 @@ class RateLimiterController(Controller):
     def retry_after(self, node: StatNode, now) -> Any:
         if self.count <= 0:
             return None
-        over = self.latest_passed - now - self.max_queue_ms
+        # A retry fits once its own passing time is within the queue bound.
+        over = self.refused_at - now - self.max_queue_ms
         return min(max(over, 0.0), 1000.0) / 1000.0
 
 
@@ -254,6 +257,7 @@ class FlowCheck(Check):
     def __init__(self, states: list[Any]) -> None:
         super().__init__()
         self.states = states
+        self.uses_origin_node = any(state.limit != LIMIT_DEFAULT for state in states)
 
     def check(self, e: Entry) -> Any:
         total: cython.double = 0.0

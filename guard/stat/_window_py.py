@@ -125,6 +125,8 @@ class LeapArray:
         """``field`` of the whole bucket before the one holding ``now`` (0 if none is live)."""
         bucket_ms: cython.longlong = self.bucket_ms
         t: cython.longlong = now - bucket_ms
+        if t < 0:
+            return 0  # before the clock's first bucket (C division would round toward 0)
         idx: cython.Py_ssize_t = (t // bucket_ms) % self.sample_count
         start: cython.longlong = t - t % bucket_ms
         if self.starts[idx] != start:
@@ -192,7 +194,8 @@ class StatNode:
         success: cython.longlong = self.second.sum(now, SUCCESS)
         if success <= 0:
             return 0.0
-        return self.second.sum(now, RT) / success
+        rt: cython.double = self.second.sum(now, RT)
+        return rt / success
 
     def min_rt(self, now):
         return self.second.min_rt(now)

@@ -302,15 +302,7 @@ def test_min_rt_without_traffic_is_zero() -> None:
     assert g.stats("r").min_rt_ms == 12.0
 
 
-def test_avg_rt_keeps_fractions(request: pytest.FixtureRequest) -> None:
-    from guard.stat import IMPLEMENTATION
-
-    if IMPLEMENTATION == "c":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="bug: compiled StatNode.avg_rt truncates (tests/guard/stat)"
-            )
-        )
+def test_avg_rt_keeps_fractions() -> None:
     # Two entries of 1 and 2 ms average to 1.5 ms.
     g = engine()
     for rt in (1, 2):
@@ -832,13 +824,6 @@ def test_rate_limiter_spacing_and_queue_bound_hold(
         assert b - a >= 1000.0 / count - 1e-6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NodeSelectorSlot (_chain_py/_chain_c) makes a StatNode (~5 KB) for every "
-    "distinct origin of a resource and never drops it, even when no rule reads origins: "
-    "10 000 origins cost ~56 MB (SPEC: memory per resource is bounded; a sidecar takes "
-    "the origin from a request header)",
-)
 def test_memory_per_resource_is_bounded_whatever_the_origins() -> None:
     import tracemalloc
 

@@ -468,18 +468,7 @@ def test_static_origin_must_be_a_string_or_callable() -> None:
         g.guard("r", origin=5)
 
 
-def test_callable_origin_returning_a_non_string_is_refused(request: pytest.FixtureRequest) -> None:
-    from guard.wrap import IMPLEMENTATION
-
-    if IMPLEMENTATION == "py":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: the pure wrapper (_wrap_py/_chain_py) accepts an origin callable's "
-                "non-str result and keys an origin node by it; the compiled twin raises "
-                "TypeError('Expected str, got int')",
-            )
-        )
+def test_callable_origin_returning_a_non_string_is_refused() -> None:
     g = engine({"resource": "r", "count": 1, "limit_app": "7"})
 
     @g.guard("r", origin=lambda: 7)

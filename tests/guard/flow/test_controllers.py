@@ -247,12 +247,6 @@ def test_rate_limiter_retry_after_when_no_time_is_known(impl: Twin) -> None:
     assert impl.ctl.RateLimiterController(0.0, 200).retry_after(impl.node(), 0) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RateLimiterController.retry_after leaves out the request's own cost: "
-    "(latest_passed - now - max_queue_ms) instead of (latest_passed + cost - now - "
-    "max_queue_ms), so a refused request is told to retry at once (0.0 s) and is refused again",
-)
 def test_rate_limiter_retry_after_is_when_a_retry_fits(impl: Twin) -> None:
     ctl = impl.ctl.RateLimiterController(10.0, 200)
     node = impl.node()

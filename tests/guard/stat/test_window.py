@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from guard.stat.window import FIELDS, MAX_RT_MS
 from tests.conftest import TWINS
 
 PASS, BLOCK, SUCCESS, EXCEPTION, RT, MIN_RT = range(6)
@@ -24,8 +25,9 @@ def test_selector_and_twins_agree_on_layout(impl: ModuleType) -> None:
     from guard.stat import window
 
     assert window.IMPLEMENTATION in ("c", "py")
-    assert impl.FIELDS == window.FIELDS == 6
-    assert impl.MAX_RT_MS == 5000  # Sentinel's statisticMaxRt
+    assert FIELDS == 6
+    assert MAX_RT_MS == 5000  # Sentinel's statisticMaxRt
+    assert impl.LeapArray(2, 1000).min_rt(0) == MAX_RT_MS  # the twin uses the same value
     assert (window.PASS, window.BLOCK, window.SUCCESS, window.EXCEPTION) == (0, 1, 2, 3)
 
 
@@ -90,7 +92,7 @@ def test_stale_bucket_is_reset_lazily_by_the_next_writer(impl: ModuleType) -> No
     assert arr.sum(2100, PASS) == 1
     assert arr.sum(2100, BLOCK) == 0
     assert arr.sum(2100, SUCCESS) == 0
-    assert arr.min_rt(2100) == impl.MAX_RT_MS
+    assert arr.min_rt(2100) == MAX_RT_MS
 
 
 def test_stale_bucket_is_reset_lazily_by_a_reader(impl: ModuleType) -> None:
@@ -114,7 +116,7 @@ def test_deprecated_buckets_are_left_out_of_every_read(impl: ModuleType) -> None
     assert arr.sum(1600, PASS) == 0
     assert arr.sum(1600, SUCCESS) == 0
     assert arr.max_bucket(1600, SUCCESS) == 0
-    assert arr.min_rt(1600) == impl.MAX_RT_MS
+    assert arr.min_rt(1600) == MAX_RT_MS
 
 
 def test_oldest_live_bucket_counts_up_to_the_interval(impl: ModuleType) -> None:
@@ -155,7 +157,7 @@ def test_sample_count_sets_how_long_a_count_stays(
 
 def test_min_rt_rules(impl: ModuleType) -> None:
     arr = impl.LeapArray(2, 1000)
-    assert arr.min_rt(0) == impl.MAX_RT_MS  # no sample yet
+    assert arr.min_rt(0) == MAX_RT_MS  # no sample yet
     arr.add_rt(10, 30, 1)
     arr.add_rt(20, 12, 1)
     arr.add_rt(30, 40, 1)
@@ -163,13 +165,13 @@ def test_min_rt_rules(impl: ModuleType) -> None:
     arr.add_rt(600, 7, 1)
     assert arr.min_rt(600) == 7  # the minimum over live buckets
     assert arr.min_rt(1000) == 7  # [0, 500) reset: 7 remains
-    assert arr.min_rt(1500) == impl.MAX_RT_MS
+    assert arr.min_rt(1500) == MAX_RT_MS
     arr.add_rt(1600, 0, 1)
     assert arr.min_rt(1600) == 1  # floored at 1 ms, as Sentinel
     big = impl.LeapArray(2, 1000)
     big.add_rt(0, 9000, 1)  # RT is not capped since Sentinel 1.8.0
     assert big.sum(0, RT) == 9000
-    assert big.min_rt(0) == impl.MAX_RT_MS
+    assert big.min_rt(0) == MAX_RT_MS
 
 
 def test_max_bucket(impl: ModuleType) -> None:
@@ -194,22 +196,10 @@ def test_previous_bucket_read(impl: ModuleType) -> None:
     assert arr.previous(2100, PASS) == 2
 
 
-def _xfail_c(request: pytest.FixtureRequest, impl: ModuleType, reason: str) -> None:
-    if impl.__name__.endswith("_c"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-PREVIOUS_BUG = (
-    "bug: compiled LeapArray.previous(now) with now < bucket_ms reads the current bucket "
-    "(cdivision truncates the negative now - bucket_ms toward 0), the pure twin returns 0"
-)
-
-
 def test_previous_before_the_first_bucket_is_empty(
     impl: ModuleType, request: pytest.FixtureRequest
 ) -> None:
     # ManualClock(0) is where tests start: the bucket before the first one does not exist.
-    _xfail_c(request, impl, PREVIOUS_BUG)
     arr = impl.LeapArray(2, 1000)
     arr.add(100, PASS, 3)
     assert arr.previous(100, PASS) == 0
@@ -218,7 +208,6 @@ def test_previous_before_the_first_bucket_is_empty(
 def test_previous_pass_qps_in_the_first_second_is_zero(
     impl: ModuleType, request: pytest.FixtureRequest
 ) -> None:
-    _xfail_c(request, impl, PREVIOUS_BUG)
     node = impl.StatNode()
     node.add_pass(0, 40)
     # Nothing passed in the second before 0; the compiled twin reports this second's 40,
@@ -306,12 +295,6 @@ def test_stat_node_counters_and_derived_values(impl: ModuleType) -> None:
 def test_stat_node_avg_rt_is_not_truncated(
     impl: ModuleType, request: pytest.FixtureRequest
 ) -> None:
-    _xfail_c(
-        request,
-        impl,
-        "bug: compiled StatNode.avg_rt divides two long longs under cdivision, truncating "
-        "(RTs 1 and 2 ms give 1.0, not 1.5); Guard.stats().avg_rt_ms shows it",
-    )
     node = impl.StatNode()
     node.add_success(0, 1, 1)
     node.add_success(0, 2, 1)
