@@ -74,3 +74,20 @@ def test_upstreams_hot_reload(start_sidecar, upstream: Upstream) -> None:  # typ
             time.sleep(0.05)
     finally:
         fast.close()
+
+
+def test_interim_1xx_then_final_response(start_sidecar) -> None:  # type: ignore[no-untyped-def]
+    raw = RawUpstream(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nX-Final:  yes \r\nContent-Length: 4\r\n\r\ndone"
+    )
+    try:
+        sc = start_sidecar(raw.url)
+        resp = one(sc.port, "/")
+        assert resp.status == 201
+        assert resp.header("x-final") == "yes"
+        assert resp.header("link") is None  # interim answers are not forwarded
+        assert resp.body == b"done"
+    finally:
+        raw.close()
