@@ -125,6 +125,10 @@ class UpstreamConnection(asyncio.Protocol):
         # validated them: CRLF endings, no folding, no space before a colon), and the
         # reason phrase is the standard one for the status.
         raw = self._raw
+        if not raw.startswith(b"HTTP/"):
+            # Bytes the app sent after its previous response (in the same read) began
+            # this message: the head is not ours to trust.
+            raise UpstreamError("response does not start with a status line")
         end = raw.find(b"\r\n\r\n")
         lines = raw[:end].split(b"\r\n")
         del lines[0]  # the status line

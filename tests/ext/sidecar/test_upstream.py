@@ -91,3 +91,22 @@ def test_interim_1xx_then_final_response(start_sidecar) -> None:  # type: ignore
         assert resp.body == b"done"
     finally:
         raw.close()
+
+
+def test_bytes_after_a_response_do_not_leak_into_the_next(start_sidecar) -> None:  # type: ignore[no-untyped-def]
+    # An app that sends junk after a complete response, on a keep-alive connection.
+    raw = RawUpstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nX-Junk: 1\r\n",
+        keep_alive=True,
+    )
+    try:
+        sc = start_sidecar(raw.url)
+        statuses = []
+        for _ in range(4):
+            resp = one(sc.port, "/")
+            statuses.append(resp.status)
+            assert resp.header("x-junk") is None
+        assert statuses[0] == 200
+        assert set(statuses) <= {200, 502}
+    finally:
+        raw.close()
