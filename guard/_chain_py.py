@@ -450,7 +450,14 @@ class Entry:
         return False
 
     async def __aenter__(self) -> Entry:
-        return await self.aenter()
+        # aenter()'s body, inline: one coroutine per `async with` instead of two.
+        error = self.check()
+        if error is not None:
+            raise error
+        if self.wait_ms > 0.0:
+            await self.core.clock.asleep(self.wait_ms)
+        self.passed()
+        return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if exc is not None and self.error is None and self.traceable(exc):
