@@ -314,6 +314,10 @@ class RedlockCore(LockCore):
         )
         return ok >= self.quorum or not self.quorum_possible(replies)
 
+    def refused(self, reply: Any) -> bool:
+        """True for an acquire reply that says another owner holds the key on that master."""
+        return isinstance(reply, list | tuple) and _as_int(reply[0]) == 0
+
     def count_ok(self, replies: list[Any], wanted: int | None = None) -> int:
         """How many replies of a release/extend/fence round said yes."""
         n = 0

@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 
 from locks._core import Plan
 
-__all__ = ["fanout", "settle"]
+__all__ = ["drain", "fanout", "later", "settle"]
 
 Command = tuple[Any, ...]
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -96,3 +96,23 @@ async def settle(tasks: list[asyncio.Task[Any] | None], timeout: float) -> None:
     live = {t for t in tasks if t is not None and not t.done()}
     if live:
         await asyncio.wait(live, timeout=timeout)
+
+
+def later(first: asyncio.Task[Any], client: Any, item: Plan | Command) -> None:
+    """Send ``item`` to ``client`` once ``first`` (a late command to it) has finished."""
+
+    async def chain() -> None:
+        await asyncio.wait({first})
+        await _one(client, item)
+
+    task = asyncio.get_running_loop().create_task(chain())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+async def drain(timeout: float = 2.0) -> None:
+    """Wait for the commands still finishing in the background (tests, shutdown)."""
+    loop = asyncio.get_running_loop()
+    mine = {t for t in _BACKGROUND if t.get_loop() is loop}
+    if mine:
+        await asyncio.wait(mine, timeout=timeout)

@@ -127,22 +127,20 @@ def fanout(
     deadline = time.monotonic() + timeout
     replies: list[Any] = [None] * len(masters)
     links: dict[int, _Link] = {}
+    waiting: set[int] = set()
     for i, item in enumerate(items):
-        if item is not None:
-            _send(masters[i], i, _command(item), links, replies)
-    waiting = {i for i, link in links.items() if wait_late or link.owed == 0}
-    _collect(links, waiting, replies, deadline, done)
-    retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-    if retry and time.monotonic() < deadline:  # first use of a script on that server
-        for i in retry:
-            plan = items[i]
-            assert isinstance(plan, Plan)
-            replies[i] = None
-            link = links.pop(i)
-            masters[i].give(link)
-            body = ("EVAL", plan.script.body, len(plan.keys), *plan.keys, *plan.args)
-            _send(masters[i], i, body, links, replies)
-        _collect(links, set(retry) & set(links), replies, deadline, done)
+        if item is None:
+            continue
+        link = masters[i].take()
+        cmd = _command(item)
+        if not wait_late and link.owed and isinstance(item, Plan):
+            # Nobody will read this reply in time to see a NOSCRIPT: send the whole script.
+            cmd = ("EVAL", item.script.body, len(item.keys), *item.keys, *item.args)
+        else:
+            waiting.add(i)
+        _send(masters[i], link, i, cmd, links, replies)
+    waiting &= links.keys()
+    _collect(links, items, waiting, replies, deadline, done)
     for i, link in links.items():
         if replies[i] is None and not link.dead:
             link.owed += 1  # its reply comes later: skip it then
@@ -151,9 +149,8 @@ def fanout(
 
 
 def _send(
-    master: Master, i: int, cmd: Command, links: dict[int, _Link], replies: list[Any]
+    master: Master, link: _Link, i: int, cmd: Command, links: dict[int, _Link], replies: list[Any]
 ) -> None:
-    link = master.take()
     try:
         link.conn.send_command(*cmd)
     except Exception as exc:
@@ -166,6 +163,7 @@ def _send(
 
 def _collect(
     links: dict[int, _Link],
+    items: list[Plan | Command | None],
     waiting: set[int],
     replies: list[Any],
     deadline: float,
@@ -201,6 +199,17 @@ def _collect(
                 if link.owed and not link.dead:
                     link.owed -= 1  # a stale reply from an earlier round
                     continue
+                plan = items[i]
+                if isinstance(reply, NoScriptError) and isinstance(plan, Plan):
+                    # First use of the script on that server: EVAL runs and caches it.
+                    try:
+                        link.conn.send_command(
+                            "EVAL", plan.script.body, len(plan.keys), *plan.keys, *plan.args
+                        )
+                        continue
+                    except Exception as exc:
+                        link.dead = True
+                        reply = exc
                 replies[i] = reply
                 waiting.discard(i)
                 if selector is not None and link.conn._sock is not None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from locks import _renew_async, _wait_async
 from locks._async import uninterrupted
-from locks._core import Hold, RedlockCore, check_timeout, default_node_timeout, new_token
-from locks._fanout_async import fanout
+from locks._core import Hold, Plan, RedlockCore, check_timeout, default_node_timeout, new_token
+from locks._fanout_async import fanout, later
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
 __all__ = ["Redlock"]
@@ -174,10 +174,19 @@ class Redlock:
             ok = fences.count(fence) >= core.quorum or await self._write_back(fence)
             if ok and core.validity_after(t0, _now()) > 0:
                 return Hold(token, fence, t0 + core.ttl - core.drift, core.ttl)
-        # Undo the round everywhere; wait only for masters that answered it.
-        answered = [t is not None and t.done() for t in tasks]
+        # Undo the round on every master that may hold it. A late master gets its release only
+        # after its acquire command finished: sent sooner, on another connection, the release
+        # could run first and leave the key behind.
         release = core.release_plan(Hold(token, 0, 0.0, core.ttl), "-")
-        await fanout(self._clients, [release] * core.n, self.node_timeout, wait=answered)
+        now: list[Plan | None] = [None] * core.n
+        for i, task in enumerate(tasks):
+            if task is None:
+                continue
+            if not task.done():
+                later(task, self._clients[i], release)
+            elif not core.refused(task.result()):
+                now[i] = release
+        await fanout(self._clients, now, self.node_timeout)
         return None
 
     async def _write_back(self, fence: int) -> bool:

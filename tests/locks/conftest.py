@@ -6,6 +6,7 @@ Tests written once run against ``locks`` (sync) and ``locks.aio`` (asyncio) thro
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,17 @@ class Front:
     client: Any
     masters: list[Any]
     servers: list[RedisServer]
+
+
+@pytest.fixture(autouse=True)
+async def _quiet_loop_shutdown() -> AsyncIterator[None]:
+    """Close the lock listeners and late commands of this test's loop before it closes."""
+    yield
+    from locks import _fanout_async, _wait_async
+
+    await _fanout_async.drain()
+    await _wait_async.close_notifiers()
+    await asyncio.sleep(0)
 
 
 @pytest.fixture(scope="session")
