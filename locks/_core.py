@@ -32,6 +32,7 @@ __all__ = [
     "fence_key",
     "lock_key",
     "new_token",
+    "node_timeout_for",
     "quorum",
 ]
 
@@ -69,6 +70,16 @@ def drift(ttl: float, drift_factor: float) -> float:
 def default_node_timeout(ttl: float) -> float:
     """Per-master wait of a Redlock round: small against the ttl (1 %), within 20-100 ms."""
     return min(0.1, max(0.02, ttl * 0.01))
+
+
+def node_timeout_for(ttl: float, node_timeout: float | None) -> float:
+    """The per-master timeout: the default for ``ttl``, or a given value > 0."""
+    if node_timeout is None:
+        return default_node_timeout(ttl)
+    value = check_timeout(node_timeout, "node_timeout")
+    if not value:
+        raise ValueError("node_timeout: must be > 0")
+    return float(value)
 
 
 def _ms(seconds: float) -> int:

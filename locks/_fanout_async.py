@@ -11,7 +11,7 @@ and gives its connection back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -46,7 +46,7 @@ async def _one(client: Any, item: Plan | Command) -> Any:
 
 async def fanout(
     clients: list[Any],
-    items: list[Plan | Command | None],
+    items: Sequence[Plan | Command | None],
     timeout: float,
     done: Callable[[list[Any]], bool] | None = None,
     wait: list[bool] | None = None,

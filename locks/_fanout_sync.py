@@ -19,7 +19,7 @@ import selectors
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.backoff import NoBackoff
@@ -112,7 +112,7 @@ def _readable(link: _Link) -> bool:
 
 def fanout(
     masters: list[Master],
-    items: list[Plan | Command | None],
+    items: Sequence[Plan | Command | None],
     timeout: float,
     done: Callable[[list[Any]], bool] | None = None,
     wait_late: bool = True,
@@ -163,7 +163,7 @@ def _send(
 
 def _collect(
     links: dict[int, _Link],
-    items: list[Plan | Command | None],
+    items: Sequence[Plan | Command | None],
     waiting: set[int],
     replies: list[Any],
     deadline: float,

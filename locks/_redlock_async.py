@@ -13,7 +13,7 @@ from typing import Any
 
 from locks import _renew_async, _wait_async
 from locks._async import uninterrupted
-from locks._core import Hold, Plan, RedlockCore, check_timeout, default_node_timeout, new_token
+from locks._core import Hold, Plan, RedlockCore, check_timeout, new_token, node_timeout_for
 from locks._fanout_async import fanout, later
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
@@ -61,11 +61,7 @@ class Redlock:
             retry_count=retry_count,
             drift_factor=drift_factor,
         )
-        self.node_timeout = (
-            default_node_timeout(self._core.ttl)
-            if node_timeout is None
-            else check_timeout(node_timeout, "node_timeout")
-        )
+        self.node_timeout: float = node_timeout_for(self._core.ttl, node_timeout)
         self.timeout = check_timeout(timeout)
         self.auto_renew = bool(auto_renew)
         self.on_lost = on_lost
