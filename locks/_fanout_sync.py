@@ -76,6 +76,13 @@ class Master:
         with self._mutex:
             self._free.append(link)
 
+    def close(self) -> None:
+        """Close the idle connections (when the client goes away)."""
+        with self._mutex:
+            links, self._free = self._free, []
+        for link in links:
+            link.conn.disconnect()
+
     def backlogged(self) -> bool:
         with self._mutex:
             return bool(self._free) and all(link.owed for link in self._free)
@@ -91,6 +98,7 @@ def master_for(client: Any, node_timeout: float) -> Master:
         master = by_timeout.get(node_timeout)
         if master is None:
             master = by_timeout[node_timeout] = Master(client, node_timeout)
+            weakref.finalize(client, master.close)
         return master
 
 

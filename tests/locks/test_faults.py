@@ -138,4 +138,4 @@ def test_processes_racing_one_name_never_overlap(kind: str, procs: int, redis_fa
     assert sum(r["overlaps"] for r in outputs) == 0
     assert all(r["entries"] > 0 for r in outputs), [r["entries"] for r in outputs]
     fences = [f for r in outputs for f in r["fences"]]
-    assert len(fences) == len(set(fences)) > 50  # every critical section had its own token
+    assert len(fences) == len(set(fences)) > 10  # every critical section had its own token

@@ -12,7 +12,7 @@ import redis
 
 from locks import LockNotOwnedError, LockTimeoutError
 from locks._core import fence_key, lock_key
-from tests.locks.conftest import Front, call
+from tests.locks.conftest import Front, call, quiesce
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -27,6 +27,8 @@ def _clients(front: Front, servers: list[RedisServer]) -> list:
 
 
 async def _close(front: Front, clients: list) -> None:
+    if front.kind == "async":
+        await quiesce()
     for c in clients:
         await call(c.aclose() if front.kind == "async" else c.close())
 
@@ -70,7 +72,7 @@ async def test_retry_count_caps_the_rounds(front: Front) -> None:
     assert await call(a.acquire())
     t0 = time.monotonic()
     assert not await call(b.acquire())  # no timeout: only retry_count ends the wait
-    assert 0.05 <= time.monotonic() - t0 < 0.5
+    assert 0.05 <= time.monotonic() - t0 < 1.0
     await call(a.release())
 
 
@@ -166,7 +168,7 @@ async def test_stalled_masters(
 ) -> None:
     servers = [redis_factory() for _ in range(5)]
     clients = _clients(front, servers)
-    node_timeout = 0.05
+    node_timeout = 0.1  # the bench measures the tight figure; a shared CI box needs slack
     lock = front.Redlock(clients, f"stall{stalled}", ttl=5, node_timeout=node_timeout)
     assert await call(lock.acquire(blocking=False))  # connections warm
     await call(lock.release())
@@ -182,7 +184,7 @@ async def test_stalled_masters(
         else:
             assert not got
             # one round: the per-node timeout, plus the clean-up of the healthy masters
-            assert elapsed < node_timeout + 0.06, elapsed
+            assert elapsed < node_timeout + 0.1, elapsed
     finally:
         for s in servers[:stalled]:
             s.resume()
