@@ -15,7 +15,8 @@ order, when it wakes up; that is how a clean-up release reaches a node that was 
 
 from __future__ import annotations
 
-import selectors
+import math
+import select
 import threading
 import time
 import weakref
@@ -136,17 +137,21 @@ def fanout(
     replies: list[Any] = [None] * len(masters)
     links: dict[int, _Link] = {}
     waiting: set[int] = set()
+    packed: dict[int, Any] = {}  # pack a command once for all masters: packing is costly
     for i, item in enumerate(items):
         if item is None:
             continue
         link = masters[i].take()
-        cmd = _command(item)
         if not wait_late and link.owed and isinstance(item, Plan):
             # Nobody will read this reply in time to see a NOSCRIPT: send the whole script.
             cmd = ("EVAL", item.script.body, len(item.keys), *item.keys, *item.args)
+            data = link.conn._command_packer.pack(*cmd)
         else:
             waiting.add(i)
-        _send(masters[i], link, i, cmd, links, replies)
+            data = packed.get(id(item))
+            if data is None:
+                data = packed[id(item)] = link.conn._command_packer.pack(*_command(item))
+        _send(masters[i], link, i, data, links, replies)
     waiting &= links.keys()
     _collect(links, items, waiting, replies, deadline, done)
     for i, link in links.items():
@@ -157,10 +162,10 @@ def fanout(
 
 
 def _send(
-    master: Master, link: _Link, i: int, cmd: Command, links: dict[int, _Link], replies: list[Any]
+    master: Master, link: _Link, i: int, data: Any, links: dict[int, _Link], replies: list[Any]
 ) -> None:
     try:
-        link.conn.send_command(*cmd)
+        link.conn.send_packed_command(data, check_health=False)
     except Exception as exc:
         link.dead = True
         master.give(link)
@@ -177,56 +182,58 @@ def _collect(
     deadline: float,
     done: Callable[[list[Any]], bool] | None,
 ) -> None:
-    selector: selectors.DefaultSelector | None = None
-    try:
-        while waiting:
-            ready = [i for i in waiting if _readable(links[i])]
+    # A link that owed stale replies may hold our reply in its parser's buffer, where poll()
+    # cannot see it: those are asked with can_read(); the rest wait in one poll() call.
+    buffered = {i for i in waiting if links[i].owed}
+    poller = select.poll()
+    fds: dict[int, int] = {}
+    gone: list[int] = []
+    for i in waiting:
+        sock = links[i].conn._sock
+        if sock is None:  # dropped meanwhile: read_response reports why
+            gone.append(i)
+        else:
+            fds[sock.fileno()] = i
+            poller.register(sock, select.POLLIN)
+    while waiting:
+        ready = gone or [i for i in buffered & waiting if _readable(links[i])]
+        gone = []
+        if not ready:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            events = poller.poll(max(1, math.ceil(remaining * 1000)))
+            ready = [fds[fd] for fd, _ in events if fds.get(fd) in waiting]
             if not ready:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                if selector is None:
-                    selector = selectors.DefaultSelector()
-                    for i in waiting:
-                        sock = links[i].conn._sock
-                        if sock is not None:
-                            selector.register(sock, selectors.EVENT_READ, i)
-                events = selector.select(remaining)
-                ready = [key.data for key, _ in events if key.data in waiting]
-                if not ready:
-                    continue
-            for i in ready:
-                link = links[i]
+                continue
+        for i in ready:
+            link = links[i]
+            try:
+                reply: Any = link.conn.read_response()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                link.dead = True
+                reply = exc
+            except Exception as exc:  # a ResponseError: the connection is still fine
+                reply = exc
+            if link.owed and not link.dead:
+                link.owed -= 1  # a stale reply from an earlier round
+                buffered.add(i)
+                continue
+            plan = items[i]
+            if isinstance(reply, NoScriptError) and isinstance(plan, Plan):
+                # First use of the script on that server: EVAL runs and caches it.
                 try:
-                    reply: Any = link.conn.read_response()
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    link.conn.send_command(
+                        "EVAL", plan.script.body, len(plan.keys), *plan.keys, *plan.args
+                    )
+                    continue
+                except Exception as exc:
                     link.dead = True
                     reply = exc
-                except Exception as exc:  # a ResponseError: the connection is still fine
-                    reply = exc
-                if link.owed and not link.dead:
-                    link.owed -= 1  # a stale reply from an earlier round
-                    continue
-                plan = items[i]
-                if isinstance(reply, NoScriptError) and isinstance(plan, Plan):
-                    # First use of the script on that server: EVAL runs and caches it.
-                    try:
-                        link.conn.send_command(
-                            "EVAL", plan.script.body, len(plan.keys), *plan.keys, *plan.args
-                        )
-                        continue
-                    except Exception as exc:
-                        link.dead = True
-                        reply = exc
-                replies[i] = reply
-                waiting.discard(i)
-                if selector is not None and link.conn._sock is not None:
-                    try:
-                        selector.unregister(link.conn._sock)
-                    except (KeyError, ValueError):
-                        pass
-            if done is not None and done(replies):
-                return
-    finally:
-        if selector is not None:
-            selector.close()
+            replies[i] = reply
+            waiting.discard(i)
+            sock = link.conn._sock
+            if sock is not None:
+                poller.unregister(sock)
+        if done is not None and done(replies):
+            return

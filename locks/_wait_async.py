@@ -90,16 +90,22 @@ def leave(clients: list[Any], queue: WaiterQueue, waiter: asyncio.Event) -> None
 
 
 def has_waiters(clients: list[Any], key: str) -> bool:
+    if not _QUEUES:
+        return False
     queue = _QUEUES.get(_scope(clients, key))
     return queue is not None and bool(queue.waiters)
 
 
 def origin_of(clients: list[Any], key: str) -> str:
+    if not _QUEUES:
+        return "-"
     queue = _QUEUES.get(_scope(clients, key))
     return queue.origin if queue is not None else "-"
 
 
 def wake_local(clients: list[Any], key: str) -> None:
+    if not _QUEUES:
+        return
     queue = _QUEUES.get(_scope(clients, key))
     if queue is not None and queue.waiters:
         queue.waiters[0].set()

@@ -105,6 +105,8 @@ def wake_local(clients: list[Any], key: str) -> str:
 
     :returns: the origin tag to publish, so the listener skips the echo of this release.
     """
+    if not _QUEUES:  # nobody waits anywhere in this process: the common, uncontended case
+        return "-"
     with _MUTEX:
         queue = _QUEUES.get((tuple(id(c) for c in clients), key))
         if queue is None:
@@ -195,11 +197,15 @@ def notifier_for(client: Any) -> Notifier:
 
 def has_waiters(clients: list[Any], key: str) -> bool:
     """True when threads of this process already queue for ``key`` (newcomers queue behind)."""
+    if not _QUEUES:
+        return False
     queue = _QUEUES.get((tuple(id(c) for c in clients), key))
     return queue is not None and bool(queue.waiters)
 
 
 def origin_of(clients: list[Any], key: str) -> str:
     """The origin tag a release of ``key`` made here publishes."""
+    if not _QUEUES:
+        return "-"
     queue = _QUEUES.get((tuple(id(c) for c in clients), key))
     return queue.origin if queue is not None else "-"
