@@ -225,3 +225,24 @@ async def test_restart_without_persistence_keeps_fencing_monotonic(
     assert b.fencing_token > before  # ... but its token is higher, so a fencing store refuses `a`
     await call(b.release())
     await _close(front, clients)
+
+
+async def test_auto_renew_keeps_redlock_and_signals_loss(
+    front: Front, sync_masters: list[redis.Redis]
+) -> None:
+    lost: list[object] = []
+    lock = front.Redlock(
+        front.masters, "rlrenew", ttl=0.3, auto_renew=True, on_lost=lambda lk: lost.append(lk)
+    )
+    assert await call(lock.acquire())
+    await asyncio.sleep(0.8)  # well past the ttl
+    assert await call(lock.owned()) and not lost
+    assert sum(m.pttl(lock_key("rlrenew")) > 0 for m in sync_masters) >= 3
+    for m in sync_masters[:3]:  # a majority taken over behind our back
+        m.set(lock_key("rlrenew"), "someone-else", px=5000)
+    deadline = time.monotonic() + 1.0
+    while not lost and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert lost == [lock]
+    assert not await call(lock.owned()) and lock.validity == 0.0
+    assert all(m.get(lock_key("rlrenew")) == b"someone-else" for m in sync_masters[:3])
