@@ -33,9 +33,11 @@ class BlockError(Exception):
     """
 
     reason: str = "blocked"
+    # Slots and no call to Exception.__init__ (BaseException.__new__ already keeps the args):
+    # refusals are built on the hot path, so building one must stay cheap.
+    __slots__ = ("resource", "retry_after", "rule")
 
     def __init__(self, resource: str, rule: Any = None, retry_after: float | None = None) -> None:
-        super().__init__(resource, rule, retry_after)
         self.resource = resource
         self.rule = rule
         self.retry_after = retry_after
@@ -57,9 +59,13 @@ class FlowBlocked(BlockError):
 
 
 class ParamFlowBlocked(BlockError):
-    """Refused by a hot-parameter rule for one argument value."""
+    """Refused by a hot-parameter rule for one argument value.
+
+    :ivar value: the argument value (or list element) that was refused.
+    """
 
     reason = "param_flow"
+    value: Any = None
 
 
 class DegradeBlocked(BlockError):
@@ -75,9 +81,14 @@ class AuthorityBlocked(BlockError):
 
 
 class SystemBlocked(BlockError):
-    """Refused by system adaptive protection (load, CPU, RT, concurrency or QPS)."""
+    """Refused by system adaptive protection (load, CPU, RT, concurrency or QPS).
+
+    :ivar limit: which threshold refused the entry: ``"qps"``, ``"concurrency"``,
+        ``"avg_rt"``, ``"load"`` or ``"cpu"`` (None when unknown).
+    """
 
     reason = "system"
+    limit: str | None = None
 
 
 class RuleError(ValueError):

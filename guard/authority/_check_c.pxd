@@ -1,0 +1,12 @@
+from guard._chain_c cimport Check, Entry, Verdict
+
+
+cdef class OriginList:
+    cdef public object rule
+    cdef public frozenset origins
+    cdef public bint white
+    cpdef bint admits(self, origin)
+
+
+cdef class AuthorityCheck(Check):
+    cdef public list lists

@@ -1,0 +1,18 @@
+from guard._chain_c cimport Check, Core, Entry, Verdict
+from guard.stat._window_c cimport StatNode
+
+
+cdef class SystemStatus:
+    cdef public double cpu
+    cdef public double load
+
+
+cdef class SystemCheck(Check):
+    cdef public object rule
+    cdef public SystemStatus status
+    cdef public double max_qps
+    cdef public double max_concurrency
+    cdef public double max_avg_rt
+    cdef public double max_load
+    cdef public double max_cpu
+    cpdef block(self, Entry e, str limit)
