@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from locks._scripts import ACQUIRE, EXTEND, FENCE_MAX, RELEASE, Script
-from locks.errors import LockError, LockNotOwnedError
+from locks.errors import LockNotOwnedError
 
 __all__ = [
     "CHANNEL",
@@ -346,7 +346,3 @@ class RedlockCore(LockCore):
 
     def rounds_exhausted(self, rounds: int) -> bool:
         return self.retry_count is not None and rounds > self.retry_count
-
-
-def bad_reply(name: str, reply: Any) -> LockError:
-    return LockError(f"{name}: unexpected reply from Redis: {reply!r}", name)

@@ -18,7 +18,7 @@ from redis.exceptions import NoScriptError
 
 from locks._core import Plan
 
-__all__ = ["drain", "fanout", "later", "settle"]
+__all__ = ["drain", "fanout", "later"]
 
 Command = tuple[Any, ...]
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -89,13 +89,6 @@ async def fanout(
         if replies[i] is None and t.done() and not t.cancelled():
             replies[i] = t.result()
     return replies, tasks
-
-
-async def settle(tasks: list[asyncio.Task[Any] | None], timeout: float) -> None:
-    """Wait (at most ``timeout``) for a round's commands to finish, ignoring cancellation."""
-    live = {t for t in tasks if t is not None and not t.done()}
-    if live:
-        await asyncio.wait(live, timeout=timeout)
 
 
 def later(first: asyncio.Task[Any], client: Any, item: Plan | Command) -> None:

@@ -84,10 +84,6 @@ class Master:
         for link in links:
             link.conn.disconnect()
 
-    def backlogged(self) -> bool:
-        with self._mutex:
-            return bool(self._free) and all(link.owed for link in self._free)
-
 
 _MASTERS: weakref.WeakKeyDictionary[Any, dict[float, Master]] = weakref.WeakKeyDictionary()
 _MASTERS_MUTEX = threading.Lock()
