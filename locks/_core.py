@@ -120,6 +120,9 @@ class Hold:
     owner: Any = None
     #: A front's mutex serialising this hold's release with its renewal.
     guard: Any = None
+    #: Redlock, asyncio: acquire commands still in flight when the quorum answered; a release or
+    #: extend waits for them first so it cannot overtake them on their master.
+    pending: Any = None
 
     def validity(self, now: float) -> float:
         return 0.0 if self.lost else max(0.0, self.deadline - now)

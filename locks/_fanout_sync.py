@@ -62,11 +62,14 @@ class Master:
         self._mutex = threading.Lock()
 
     def take(self) -> _Link:
+        # A link that still owes replies goes first: a command queued behind a late one runs
+        # after it on the server (a release never overtakes its own acquire), and a frozen
+        # master gets no new connection that would stall in its handshake.
         with self._mutex:
             for i, link in enumerate(self._free):
-                if link.owed == 0:
+                if link.owed:
                     return self._free.pop(i)
-            if self._free:  # only late links: pipeline behind them rather than reconnect
+            if self._free:
                 return self._free.pop()
         return _Link(self._make())
 

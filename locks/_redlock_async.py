@@ -169,7 +169,9 @@ class Redlock:
             fence = max(fences)
             ok = fences.count(fence) >= core.quorum or await self._write_back(fence)
             if ok and core.validity_after(t0, _now()) > 0:
-                return Hold(token, fence, t0 + core.ttl - core.drift, core.ttl)
+                hold = Hold(token, fence, t0 + core.ttl - core.drift, core.ttl)
+                hold.pending = [t for t in tasks if t is not None and not t.done()]
+                return hold
         # Undo the round on every master that may hold it. A late master gets its release only
         # after its acquire command finished: sent sooner, on another connection, the release
         # could run first and leave the key behind.
@@ -196,6 +198,12 @@ class Redlock:
         return core.count_ok(replies, fence) >= core.quorum
 
     # -- release / extend ----------------------------------------------------------------------
+    async def _settle(self, hold: Hold) -> None:
+        """Let acquire commands still in flight land before following them up."""
+        if hold.pending:
+            await asyncio.wait(hold.pending, timeout=self.node_timeout)
+            hold.pending = None
+
     async def release(self) -> None:
         """Release the calling task's lock on every master.
 
@@ -211,6 +219,7 @@ class Redlock:
         core = self._core
         guard = hold.guard if hold.guard is not None else contextlib.nullcontext()
         async with guard:
+            await self._settle(hold)
             valid = hold.validity(_now()) > 0
             plan = core.release_plan(hold, _wait_async.origin_of(self._clients, core.key))
             replies, _ = await fanout(self._clients, [plan] * core.n, self.node_timeout)
@@ -240,6 +249,7 @@ class Redlock:
         async with hold.guard:
             if hold.count <= 0:
                 return False
+            await self._settle(hold)
             t0 = _now()
             if hold.validity(t0) <= 0:
                 hold.lost = True
