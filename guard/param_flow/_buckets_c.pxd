@@ -19,6 +19,8 @@ cdef class ParamRuleState:
     cdef public bint has_items
     cdef public Py_ssize_t capacity
     cdef public object buckets
+    cdef public object last_key
+    cdef public object last_bucket
     cpdef bucket(self, value)
     cpdef void add(self, value, long long rest, long long last)
     cpdef double pass_value(self, value, long long acquire, long long now)

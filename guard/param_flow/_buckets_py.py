@@ -40,6 +40,7 @@ __all__ = ["BASE_CAPACITY", "MAX_CAPACITY", "ParamFlowCheck", "ParamRuleState", 
 BLOCK = -1.0
 BASE_CAPACITY = 4000
 MAX_CAPACITY = 200_000
+_NO_KEY = object()
 
 
 class ValueBucket:
@@ -69,23 +70,34 @@ class ParamRuleState:
         self.has_items = bool(self.items)
         if capacity is None:
             capacity = min(BASE_CAPACITY * self.duration_sec, MAX_CAPACITY)
-        self.capacity = capacity
+        self.capacity = max(1, capacity)
         self.buckets: OrderedDict[Any, ValueBucket] = OrderedDict()
+        self.last_key: Any = _NO_KEY
+        self.last_bucket: Any = None
 
     def bucket(self, value: Any) -> Any:
         """``value``'s bucket, now the most recently used, or None."""
+        if value is self.last_key:
+            # Already the most recently used (last in the LRU): nothing to move. A hot
+            # value repeated call after call takes this path.
+            return self.last_bucket
         buckets = self.buckets
         b = buckets.get(value)
         if b is not None:
             buckets.move_to_end(value)
+            self.last_key = value
+            self.last_bucket = b
         return b
 
     def add(self, value: Any, rest, last) -> None:  # type: ignore[no-untyped-def]
         """A new bucket for ``value``, evicting the least recently used past capacity."""
         buckets = self.buckets
-        buckets[value] = ValueBucket(rest, last)
+        b = ValueBucket(rest, last)
+        buckets[value] = b
+        self.last_key = value
+        self.last_bucket = b
         if len(buckets) > self.capacity:
-            buckets.popitem(False)
+            buckets.popitem(False)  # never the value just added: capacity >= 1
 
     def pass_value(self, value: Any, acquire, now) -> float:  # type: ignore[no-untyped-def]
         """-1.0 refuses, 0.0 passes now, > 0 passes after waiting that many ms."""
