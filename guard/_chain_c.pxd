@@ -1,3 +1,4 @@
+cimport cython
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from guard.stat._window_c cimport StatNode
@@ -9,6 +10,8 @@ cdef inline long long mono_ms() noexcept nogil:
     return ts.tv_sec * 1000 + ts.tv_nsec // 1000000
 
 
+@cython.final
+@cython.freelist(64)
 cdef class Verdict:
     cdef public object error
     cdef public double wait_ms
@@ -20,6 +23,7 @@ cdef class PrepareSlot:
 
 cdef class Check:
     cdef public bint has_stat
+    cdef public bint uses_origin_node
     cpdef check(self, Entry e)
     cpdef on_pass(self, Entry e)
     cpdef on_block(self, Entry e, error)
@@ -30,12 +34,19 @@ cdef class StatSlot(Check):
     pass
 
 
+cpdef Verdict block(error)
+cpdef Verdict wait(double ms)
+
+
+@cython.final
 cdef class Plan:
     cdef public list prepare
     cdef public list checks
     cdef public list stats
+    cdef public bint origin_nodes
 
 
+@cython.final
 cdef class Core:
     cdef public object clock
     cdef public bint real_clock
@@ -47,6 +58,7 @@ cdef class Core:
     cpdef long long now(self)
 
 
+@cython.final
 cdef class Resource:
     cdef public Core core
     cdef public str name
@@ -74,6 +86,8 @@ cdef class StatisticSlot(StatSlot):
     cdef void _complete(self, StatNode node, Entry e)
 
 
+@cython.final
+@cython.freelist(64)
 cdef class Entry:
     cdef public Core core
     cdef public Resource res

@@ -45,9 +45,13 @@ __all__ = [
     "StatSlot",
     "StatisticSlot",
     "Verdict",
+    "block",
     "enable_contexts",
     "new_entry",
+    "wait",
 ]
+
+_TRACE_ALL = (Exception,)
 
 # Entry states.
 NEW = 0
@@ -67,6 +71,22 @@ class Verdict:
         if self.error is not None:
             return f"Verdict(block={self.error!r})"
         return f"Verdict(wait_ms={self.wait_ms})"
+
+
+def block(error: Any) -> Verdict:
+    """A blocking verdict, built without a Python-level constructor call (hot path)."""
+    v: Verdict = Verdict.__new__(Verdict)
+    v.error = error
+    v.wait_ms = 0.0
+    return v
+
+
+def wait(ms: float) -> Verdict:
+    """A verdict asking the front to wait ``ms`` milliseconds before passing."""
+    v: Verdict = Verdict.__new__(Verdict)
+    v.error = None
+    v.wait_ms = ms
+    return v
 
 
 class PrepareSlot:
@@ -89,6 +109,7 @@ class Check:
 
     def __init__(self) -> None:
         self.has_stat = False
+        self.uses_origin_node = False
 
     def check(self, e: Entry) -> Verdict | None:
         return None
@@ -110,10 +131,15 @@ class StatSlot(Check):
 class Plan:
     """A resource's compiled chain: the slots of each phase that apply to it."""
 
-    def __init__(self, prepare: list[Any], checks: list[Any], stats: list[Any]) -> None:
+    def __init__(
+        self, prepare: list[Any], checks: list[Any], stats: list[Any], origin_nodes: bool = False
+    ) -> None:
         self.prepare = prepare
         self.checks = checks
         self.stats = stats
+        # Keep per-origin statistics only when a rule reads them: origins come from callers
+        # (a request header, say), so unconditional origin nodes would grow without bound.
+        self.origin_nodes = origin_nodes
 
     def __repr__(self) -> str:
         names = [type(c).__name__ for c in self.checks]
@@ -211,7 +237,8 @@ class NodeSelectorSlot(PrepareSlot):
                 if e.origin is None or e.origin == "":
                     e.origin = current.origin
         res: Resource = e.res
-        if e.origin:
+        plan: Plan = e.plan
+        if e.origin and plan.origin_nodes:
             e.origin_node = res.origin_node(e.origin)
         if e.context_name:
             e.context_node = res.context_node(e.context_name)
@@ -294,6 +321,7 @@ class Entry:
         self._setup(core, res, origin, args, count, inbound)
 
     # C types of the arguments are in _chain_c.pxd.
+    # C types of the arguments are in _chain_c.pxd.
     def _setup(self, core, res, origin, args, count, inbound):  # type: ignore[no-untyped-def]
         self.core = core
         self.res = res
@@ -301,18 +329,20 @@ class Entry:
         self.args = args
         self.count = count
         self.inbound = inbound
-        self.context_name = None
-        self.origin_node = None
-        self.context_node = None
-        self.plan = None
-        self.error = None
-        self.data = None
-        self.state = NEW
-        self.start = 0
-        self.pass_time = 0
-        self.end = 0
-        self.wait_ms = 0.0
-        self.trace_types = (Exception,)
+        if not cython.compiled:
+            # C fields start as None / 0 in the compiled twin; the pure one needs them set.
+            self.context_name = None
+            self.origin_node = None
+            self.context_node = None
+            self.plan = None
+            self.error = None
+            self.data = None
+            self.state = NEW
+            self.start = 0
+            self.pass_time = 0
+            self.end = 0
+            self.wait_ms = 0.0
+        self.trace_types = _TRACE_ALL
         self.ignore_types = ()
 
     @property
@@ -328,10 +358,11 @@ class Entry:
         if self.state != NEW:
             raise RuntimeError(f"{self.res.name}: entry already entered")
         res: Resource = self.res
-        plan: Plan = res.current_plan()
-        self.plan = plan
         core: Core = self.core
-        self.start = core.now()
+        plan: Plan = res.plan if res.gen == core.gen else res.current_plan()
+        self.plan = plan
+        # The clock is read inline: this runs on every entry (and at exit, below).
+        self.start = mono_ms() if core.real_clock else core.now()
         for slot in plan.prepare:
             prep: PrepareSlot = slot
             prep.prepare(self)
@@ -403,7 +434,7 @@ class Entry:
             return
         self.state = EXITED
         core: Core = self.core
-        self.end = core.now()
+        self.end = mono_ms() if core.real_clock else core.now()
         plan: Plan = self.plan
         for slot in plan.stats:
             st: Check = slot

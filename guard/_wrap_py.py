@@ -60,6 +60,11 @@ class GuardedFunction:
         origin = self.origin
         if self.origin_fn is not None:
             origin = self.origin_fn(*args, **kwargs)
+            if origin is not None and not isinstance(origin, str):
+                raise TypeError(
+                    f"{self.res.name}: origin callable must return a str or None, "
+                    f"got {type(origin).__name__}"
+                )
         e: Entry = new_entry(self.core, self.res, origin, args, 1, self.inbound)
         e.trace_types = self.trace_types
         e.ignore_types = self.ignore_types

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
         StatisticSlot,
         StatSlot,
         Verdict,
+        block,
         new_entry,
+        wait,
     )
 
     IMPLEMENTATION = "py"
@@ -51,6 +53,8 @@ else:
     StatSlot = _mod.StatSlot
     Verdict = _mod.Verdict
     new_entry = _mod.new_entry
+    block = _mod.block
+    wait = _mod.wait
 
 __all__ = [
     "IMPLEMENTATION",
@@ -67,7 +71,9 @@ __all__ = [
     "StatSlot",
     "StatisticSlot",
     "Verdict",
+    "block",
     "new_entry",
+    "wait",
 ]
 
 
@@ -119,4 +125,5 @@ class SlotChain:
             if check is not None:
                 checks.append(check)
         stats = list(self.stat) + [c for c in checks if c.has_stat]
-        return Plan(list(self.prepare), checks, stats)
+        origin_nodes = any(c.uses_origin_node for c in checks)
+        return Plan(list(self.prepare), checks, stats, origin_nodes)

@@ -57,7 +57,7 @@ class ManualClock:
 
     def sleep(self, ms: float) -> None:
         if ms > 0:
-            self._now += int(round(ms))
+            self._now += round(ms)
 
     async def asleep(self, ms: float) -> None:
         self.sleep(ms)

@@ -9,7 +9,7 @@ not to an engine, so entries of every ``Guard`` see it, and it follows asyncio t
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,11 @@ class CallContext:
 
 
 CURRENT: ContextVar[CallContext | None] = ContextVar("guard_context", default=None)
+# The values each active ``with context(...)`` replaced, innermost last. Kept in a context
+# variable rather than on the ``context`` object, so one object may be entered again while
+# active, or by many threads and tasks at once (a module-level ``CHECKOUT = context(...)``),
+# and each exit restores what its own thread or task had.
+_SAVED: ContextVar[tuple[CallContext | None, ...]] = ContextVar("guard_context_saved", default=())
 
 _first_use_hooks: list[Callable[[], None]] = []
 _used = False
@@ -65,17 +70,18 @@ class context:
         if not isinstance(name, str) or not name:
             raise ValueError("context: name must be a non-empty string")
         self._value = CallContext(name, origin or "")
-        self._token: Token[CallContext | None] | None = None
 
     def __enter__(self) -> CallContext:
         _mark_used()
-        self._token = CURRENT.set(self._value)
+        _SAVED.set((*_SAVED.get(), CURRENT.get()))
+        CURRENT.set(self._value)
         return self._value
 
     def __exit__(self, *exc: Any) -> None:
-        if self._token is not None:
-            CURRENT.reset(self._token)
-            self._token = None
+        saved = _SAVED.get()
+        if saved:
+            CURRENT.set(saved[-1])
+            _SAVED.set(saved[:-1])
 
     async def __aenter__(self) -> CallContext:
         return self.__enter__()

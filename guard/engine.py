@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from guard.stats import StatsSnapshot, snapshot
 from guard.system.slot import SystemSlot
 from guard.wrap import AsyncGuardedFunction, GuardedFunction
 
-__all__ = ["Guard", "default_chain", "default_engine"]
+__all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -203,11 +204,15 @@ class Guard:
         Entering raises the ``BlockError``; an exception leaving the block is traced
         (counted for degrade rules) unless ignored.
         """
-        if not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"{resource}: count must be an integer >= 1")
+        if origin is not None and not isinstance(origin, str):
+            # Checked here so both twins refuse it alike (origin nodes are keyed by str).
+            raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
         e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
-        e.trace_types = tuple(exceptions_to_trace)
-        e.ignore_types = tuple(exceptions_to_ignore)
+        # (The pure twin's attribute types are inferred from its defaults; these widen them.)
+        e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
+        e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
         return e
 
     def enter(self, resource: str, **kwargs: Any) -> Entry:
@@ -240,9 +245,11 @@ class Guard:
         """
         if callable(resource):  # used bare: @engine.guard
             return self.guard()(resource)
+        if origin is not None and not callable(origin) and not isinstance(origin, str):
+            raise TypeError(f"guard: origin must be a str, a callable or None, not {origin!r}")
 
         def decorate(func: F) -> F:
-            name = resource or f"{func.__module__}.{func.__qualname__}"
+            name = resource or default_resource_name(func)
             cls = AsyncGuardedFunction if asyncio.iscoroutinefunction(func) else GuardedFunction
             wrapped = cls(
                 func,
@@ -255,9 +262,20 @@ class Guard:
                 tuple(exceptions_to_trace),
                 tuple(exceptions_to_ignore),
             )
-            return wrapped  # type: ignore[no-any-return]
+            return wrapped  # type: ignore[return-value]
 
         return decorate
+
+
+def default_resource_name(func: Callable[..., Any]) -> str:
+    """``f"{module}.{qualname}"`` of ``func``, looking through ``functools.partial`` and
+    falling back to the class of a callable object (which has no ``__qualname__``)."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    module = getattr(target, "__module__", None) or type(target).__module__
+    return f"{module}.{qualname}"
 
 
 def _idle(node: Any, now: int) -> bool:

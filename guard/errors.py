@@ -33,9 +33,11 @@ class BlockError(Exception):
     """
 
     reason: str = "blocked"
+    # Slots and no call to Exception.__init__ (BaseException.__new__ already keeps the args):
+    # refusals are built on the hot path, so building one must stay cheap.
+    __slots__ = ("resource", "retry_after", "rule")
 
     def __init__(self, resource: str, rule: Any = None, retry_after: float | None = None) -> None:
-        super().__init__(resource, rule, retry_after)
         self.resource = resource
         self.rule = rule
         self.retry_after = retry_after

@@ -29,7 +29,9 @@ class RedisServer:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not on PATH: install it (apt-get install redis-server)")
+            raise RuntimeError(
+                "redis-server is not on PATH: install it (apt-get install redis-server)"
+            )
         self.binary = binary
         self.port = port or free_port()
         self.workdir = workdir

@@ -1,4 +1,4 @@
-from guard._chain_c cimport Check, Entry, Resource, Verdict
+from guard._chain_c cimport Check, Entry, Resource, block, wait
 from guard.stat._window_c cimport StatNode
 
 
@@ -33,6 +33,7 @@ cdef class RateLimiterController(Controller):
     cdef public double count
     cdef public double max_queue_ms
     cdef public double latest_passed
+    cdef public double refused_at
     cpdef double space(self, double cost, long long now)
     cpdef double can_pass(self, StatNode node, long long acquire, long long now)
     cpdef retry_after(self, StatNode node, long long now)

@@ -24,10 +24,10 @@ import cython
 from guard.errors import FlowBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Resource, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, Resource, block, wait
     from cython.cimports.guard.stat._window_c import StatNode
 else:
-    from guard.chain import Check, Entry, Resource, Verdict
+    from guard.chain import Check, Entry, Resource, block, wait
     from guard.stat.window import StatNode
 
 __all__ = [
@@ -114,7 +114,9 @@ class WarmUpController(Controller):
         old: cython.longlong = self.stored_tokens
         new: cython.longlong = old
         refill: cython.bint = False
-        if old < self.warning_token or (old > self.warning_token and previous_qps < int(self.count) // self.cold_factor):
+        if old < self.warning_token or (
+            old > self.warning_token and previous_qps < int(self.count) // self.cold_factor
+        ):
             refill = True
         if refill:
             new = int(old + (current - self.last_filled) * self.count / 1000.0)
@@ -149,6 +151,7 @@ class RateLimiterController(Controller):
         self.count = count
         self.max_queue_ms = max_queue_ms
         self.latest_passed = _NEVER
+        self.refused_at = 0.0
 
     def space(self, cost, now) -> float:
         expected = self.latest_passed + cost
@@ -157,6 +160,7 @@ class RateLimiterController(Controller):
             return 0.0
         wait = expected - now
         if wait > self.max_queue_ms:
+            self.refused_at = expected  # when the refused request would have passed
             return BLOCK
         self.latest_passed = expected
         return wait
@@ -171,7 +175,8 @@ class RateLimiterController(Controller):
     def retry_after(self, node: StatNode, now) -> Any:
         if self.count <= 0:
             return None
-        over = self.latest_passed - now - self.max_queue_ms
+        # A retry fits once its own passing time is within the queue bound.
+        over = self.refused_at - now - self.max_queue_ms
         return min(max(over, 0.0), 1000.0) / 1000.0
 
 
@@ -252,9 +257,10 @@ class FlowCheck(Check):
     def __init__(self, states: list[Any]) -> None:
         super().__init__()
         self.states = states
+        self.uses_origin_node = any(state.limit != LIMIT_DEFAULT for state in states)
 
     def check(self, e: Entry) -> Any:
-        wait: cython.double = 0.0
+        total: cython.double = 0.0
         result: cython.double
         now: cython.longlong = e.start
         for item in self.states:
@@ -266,8 +272,8 @@ class FlowCheck(Check):
             result = controller.can_pass(node, e.count, now)
             if result < 0.0:
                 retry = controller.retry_after(node, now)
-                return Verdict(FlowBlocked(e.res.name, state.rule, retry), 0.0)
-            wait += result
-        if wait > 0.0:
-            return Verdict(None, wait)
+                return block(FlowBlocked(e.res.name, state.rule, retry))
+            total += result
+        if total > 0.0:
+            return wait(total)
         return None

@@ -1,3 +1,12 @@
+cimport cython
+
+
+# Field offsets and limits as C constants (the .py assigns the same values).
+cdef Py_ssize_t PASS, BLOCK, SUCCESS, EXCEPTION, RT, MIN_RT, FIELDS
+cdef long long MAX_RT_MS, _EMPTY
+
+
+@cython.final
 cdef class LeapArray:
     cdef public long long sample_count
     cdef public long long interval_ms
@@ -15,6 +24,7 @@ cdef class LeapArray:
     cpdef long long window_end(self, long long now)
 
 
+@cython.final
 cdef class StatNode:
     cdef public LeapArray second
     cdef public LeapArray minute

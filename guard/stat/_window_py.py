@@ -28,7 +28,7 @@ from array import array
 
 import cython
 
-__all__ = ["FIELDS", "MAX_RT_MS", "LeapArray", "StatNode"]
+__all__ = ["LeapArray", "StatNode"]
 
 # Field offsets inside a bucket.
 PASS = 0
@@ -125,6 +125,8 @@ class LeapArray:
         """``field`` of the whole bucket before the one holding ``now`` (0 if none is live)."""
         bucket_ms: cython.longlong = self.bucket_ms
         t: cython.longlong = now - bucket_ms
+        if t < 0:
+            return 0  # before the clock's first bucket (C division would round toward 0)
         idx: cython.Py_ssize_t = (t // bucket_ms) % self.sample_count
         start: cython.longlong = t - t % bucket_ms
         if self.starts[idx] != start:
@@ -147,21 +149,30 @@ class StatNode:
         self.minute = LeapArray(60, 60_000)
         self.concurrency = 0
 
+    # The four writers touch both windows inline (one ``current`` call per window): they
+    # run on every entry and exit.
     def add_pass(self, now, count) -> None:
-        self.second.add(now, PASS, count)
-        self.minute.add(now, PASS, count)
+        win: LeapArray = self.second
+        win.values[win.current(now) * FIELDS + PASS] += count
+        win = self.minute
+        win.values[win.current(now) * FIELDS + PASS] += count
 
     def add_block(self, now, count) -> None:
-        self.second.add(now, BLOCK, count)
-        self.minute.add(now, BLOCK, count)
+        win: LeapArray = self.second
+        win.values[win.current(now) * FIELDS + BLOCK] += count
+        win = self.minute
+        win.values[win.current(now) * FIELDS + BLOCK] += count
 
     def add_success(self, now, rt, count) -> None:
         self.second.add_rt(now, rt, count)
-        self.minute.add_rt(now, rt, count)
+        win: LeapArray = self.minute
+        win.values[win.current(now) * FIELDS + SUCCESS] += count
 
     def add_exception(self, now, count) -> None:
-        self.second.add(now, EXCEPTION, count)
-        self.minute.add(now, EXCEPTION, count)
+        win: LeapArray = self.second
+        win.values[win.current(now) * FIELDS + EXCEPTION] += count
+        win = self.minute
+        win.values[win.current(now) * FIELDS + EXCEPTION] += count
 
     def pass_count(self, now):
         """Passes in the one-second window (what a QPS rule compares to its count)."""
@@ -183,7 +194,8 @@ class StatNode:
         success: cython.longlong = self.second.sum(now, SUCCESS)
         if success <= 0:
             return 0.0
-        return self.second.sum(now, RT) / success
+        rt: cython.double = self.second.sum(now, RT)
+        return rt / success
 
     def min_rt(self, now):
         return self.second.min_rt(now)

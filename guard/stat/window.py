@@ -13,15 +13,15 @@ from guard._select import load_twin
 __all__ = ["FIELDS", "IMPLEMENTATION", "MAX_RT_MS", "LeapArray", "StatNode"]
 
 if TYPE_CHECKING:
-    from guard.stat._window_py import FIELDS, MAX_RT_MS, LeapArray, StatNode
+    from guard.stat._window_py import LeapArray, StatNode
 
     IMPLEMENTATION = "py"
 else:
     _mod, IMPLEMENTATION = load_twin("guard.stat._window")
     LeapArray = _mod.LeapArray
     StatNode = _mod.StatNode
-    FIELDS = _mod.FIELDS
-    MAX_RT_MS = _mod.MAX_RT_MS
 
-# Field offsets, shared by both twins.
+# Field offsets and limits, shared by both twins (the compiled one keeps them as C constants).
 PASS, BLOCK, SUCCESS, EXCEPTION, RT, MIN_RT = range(6)
+FIELDS = 6
+MAX_RT_MS = 5000

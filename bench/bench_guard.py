@@ -1,0 +1,230 @@
+"""Cost of the guard entry path beside a plain call, a trivial decorator and the peers.
+
+One process measures every case side by side (the pure twin runs in a child process with
+GUARD_PURE=1, which measures its own trivial-decorator baseline). Figures are the median
+CPU time per call over several repeats (``time.process_time``, so other load on the machine
+counts less than with wall time). ``--callgrind`` adds instruction counts per call from
+``valgrind --tool=callgrind``, which do not move with machine load.
+
+    .venv/bin/python bench/bench_guard.py [--calls N] [--repeats R] [--callgrind]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import guard  # noqa: E402
+from guard.chain import IMPLEMENTATION  # noqa: E402
+
+RULES = {
+    "flow": [
+        {"resource": "bench.rule", "count": 1e12},
+        {"resource": "bench.blocked", "count": 0},
+    ]
+}
+
+
+def target(x: Any) -> Any:
+    return x
+
+
+def trivial_decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def cpu_ns_per_call(fn: Callable[[int], Any], calls: int, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        start = time.process_time_ns()
+        for i in range(calls):
+            fn(i)
+        samples.append((time.process_time_ns() - start) / calls)
+    return statistics.median(samples)
+
+
+def async_ns_per_call(make_cm: Callable[[], Any], calls: int, repeats: int) -> float:
+    async def loop() -> float:
+        samples = []
+        for _ in range(repeats):
+            start = time.process_time_ns()
+            for _ in range(calls):
+                async with make_cm():
+                    pass
+            samples.append((time.process_time_ns() - start) / calls)
+        return statistics.median(samples)
+
+    return asyncio.run(loop())
+
+
+class NoopAsyncCM:
+    async def __aenter__(self) -> NoopAsyncCM:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> bool:
+        return False
+
+
+def build_cases() -> dict[str, Callable[[int], Any]]:
+    engine = guard.Guard()
+    engine.load_rules(RULES)
+    cases: dict[str, Callable[[int], Any]] = {
+        "plain call": target,
+        "trivial decorator": trivial_decorator(target),
+        "@guard, no rule": engine.guard("bench.norule")(target),
+        "@guard, QPS reject rule": engine.guard("bench.rule")(target),
+        "@guard, rejected (block_handler)": engine.guard(
+            "bench.blocked", block_handler=lambda x, error: None
+        )(target),
+    }
+
+    def with_entry(x: Any) -> Any:
+        with engine.entry("bench.rule"):
+            return x
+
+    cases["with entry(...), QPS rule"] = with_entry
+    return cases
+
+
+def peer_cases() -> dict[str, Callable[[int], Any]]:
+    cases: dict[str, Callable[[int], Any]] = {}
+    try:
+        from limits import parse
+        from limits.storage import MemoryStorage
+        from limits.strategies import MovingWindowRateLimiter
+    except ImportError:
+        print("limits not installed (pip install -e '.[bench]'): peer skipped", file=sys.stderr)
+    else:
+        limiter = MovingWindowRateLimiter(MemoryStorage())
+        item = parse("1000000000/second")
+
+        def limited(x: Any) -> Any:
+            if not limiter.hit(item, "bench"):
+                raise RuntimeError("limited")
+            return x
+
+        cases["limits moving window"] = limited
+    try:
+        import pybreaker
+    except ImportError:
+        print("pybreaker not installed: peer skipped", file=sys.stderr)
+    else:
+        breaker = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=60)
+        cases["pybreaker"] = breaker(target)
+    return cases
+
+
+def measure(calls: int, repeats: int) -> dict[str, float]:
+    results = {}
+    for name, fn in {**build_cases(), **peer_cases()}.items():
+        results[name] = cpu_ns_per_call(fn, calls, repeats)
+    engine = guard.Guard()
+    engine.load_rules(RULES)
+    results["async with entry(...), QPS rule"] = async_ns_per_call(
+        lambda: engine.entry("bench.rule"), calls // 2, repeats
+    )
+    results["async with no-op context manager"] = async_ns_per_call(
+        NoopAsyncCM, calls // 2, repeats
+    )
+    return results
+
+
+def callgrind_instructions(case: str, calls: int) -> float:
+    """Instructions per call of ``case``: two runs, different call counts, differenced."""
+
+    def run(n: int) -> int:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             sys.executable, __file__, "--one", case, "--calls", str(n)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        for line in out.stderr.splitlines():
+            if "Collected" in line:
+                return int(line.split()[-1])
+        raise RuntimeError(out.stderr[-2000:])
+
+    return (run(calls + 1000) - run(1000)) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.one:  # a single case, run under callgrind
+        fn = {**build_cases(), **peer_cases()}[args.one]
+        for i in range(args.calls):
+            fn(i)
+        return
+    results = measure(args.calls, args.repeats)
+    if args.json:
+        print(json.dumps(results))
+        return
+    pure = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--json", "--calls", str(args.calls // 4),
+             "--repeats", str(args.repeats)],
+            env={**os.environ, "GUARD_PURE": "1"}, capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    report(results, pure, args)
+
+
+def report(results: dict[str, float], pure: dict[str, float], args: Any) -> None:
+    base = results["trivial decorator"]
+    print(f"guard entry path, median CPU ns per call ({args.repeats} x {args.calls} calls; "
+          f"compiled twin: {IMPLEMENTATION})")  # fmt: skip
+    print(f"{'case':44} {'ns/call':>9} {'x decorator':>12}")
+    for name, ns in results.items():
+        if name.startswith("async"):
+            continue
+        print(f"{name:44} {ns:9.0f} {ns / base:12.2f}")
+    pbase = pure["trivial decorator"]
+    for name in ("@guard, no rule", "@guard, QPS reject rule"):
+        ns = pure[name]
+        print(f"{'pure twin: ' + name:44} {ns:9.0f} {ns / pbase:12.2f}")
+    a, n = results["async with entry(...), QPS rule"], results["async with no-op context manager"]
+    print(
+        f"{'async with entry(...), QPS rule':44} {a:9.0f}   {a / n:.2f} x no-op async CM ({n:.0f})"
+    )
+    passed, rejected = (
+        results["@guard, QPS reject rule"],
+        results["@guard, rejected (block_handler)"],
+    )
+    print(f"rejected / passed call: {rejected / passed:.2f}")
+    if "limits moving window" in results:
+        print(
+            f"limits moving window / @guard QPS rule: {results['limits moving window'] / passed:.1f}"
+        )
+    if args.callgrind:
+        print("\ninstructions per call (valgrind --tool=callgrind)")
+        counts = {c: callgrind_instructions(c, 20_000) for c in
+                  ("trivial decorator", "@guard, no rule", "@guard, QPS reject rule",
+                   "@guard, rejected (block_handler)")}  # fmt: skip
+        for name, ins in counts.items():
+            print(f"{name:44} {ins:9.0f} {ins / counts['trivial decorator']:12.2f}")
+
+
+if __name__ == "__main__":
+    main()

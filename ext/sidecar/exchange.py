@@ -1,0 +1,550 @@
+"""One proxied request: guard entry, upstream pick, streaming both ways, outcome.
+
+No task or coroutine is created per request in the common case. The engine's
+``aenter`` coroutine is stepped once by hand: when it completes at once (it does unless a
+rate-limiter rule makes the request wait) the request goes on synchronously; otherwise
+the rest of that coroutine runs in a task. After the upstream connection is chosen,
+everything is driven by protocol callbacks that write straight to the other side's
+transport, so bodies are never buffered beyond the transports' flow-control limits.
+``_finish`` runs exactly once per passed request and closes its guard entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from ext.sidecar.responses import HOP_BY_HOP, REASONS, blocked_response, error_response
+from ext.sidecar.upstream import UpstreamConnection, UpstreamError, UpstreamTimeoutError
+from guard import BlockError
+
+if TYPE_CHECKING:
+    from ext.sidecar.config import Upstream
+    from ext.sidecar.protocol import ClientConnection
+
+__all__ = ["Exchange", "UpstreamStatusError", "UpstreamTimeoutError"]
+
+_BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is opened
+_NO_BODY_STATUS = frozenset({204, 304})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BLOCK_CACHE_MAX = 4096
+_CONN_WORDS = HOP_BY_HOP | {b"close", b""}
+
+
+class UpstreamStatusError(Exception):
+    """The upstream answered 5xx (traced for degrade rules)."""
+
+
+class ClientGoneError(Exception):
+    """The client went away before its answer was complete (not traced)."""
+
+
+_blocked_cache: dict[tuple[str, str, float | None, bool], bytes] = {}
+
+
+def _blocked_bytes(reason: str, resource: str, retry_after: float | None, close: bool) -> bytes:
+    # Rejections must stay cheap (a blocked flood is when they matter): build each distinct
+    # answer once. retry_after is rounded up to whole seconds anyway, so keys repeat.
+    key = (reason, resource, None if retry_after is None else -(-retry_after // 1), close)
+    data = _blocked_cache.get(key)
+    if data is None:
+        if len(_blocked_cache) >= _BLOCK_CACHE_MAX:
+            _blocked_cache.clear()
+        data = _blocked_cache[key] = blocked_response(reason, resource, retry_after, close=close)
+    return data
+
+
+class Exchange:
+    """State of one request from headers-complete to the last response byte."""
+
+    __slots__ = (
+        "_attempt",
+        "_buffer",
+        "_buffered",
+        "_conn",
+        "_entry",
+        "_finished",
+        "_idle_since",
+        "_io",
+        "_out_chunked",
+        "_resp_eof",
+        "_seen_io",
+        "_sent_body",
+        "_started",
+        "_started_on",
+        "_status",
+        "_upstream",
+        "body_done",
+        "client",
+        "close_after",
+        "content_length",
+        "discard",
+        "expect",
+        "framing",
+        "head_sent",
+        "headers",
+        "host",
+        "keep_alive",
+        "method",
+        "resource",
+        "target",
+        "te_codings",
+        "version",
+    )
+
+    def __init__(
+        self,
+        client: ClientConnection,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes, bytes]],
+        version: str,
+        keep_alive: bool,
+        framing: str,
+        content_length: int,
+        host: bytes | None,
+        te_codings: bytes,
+    ) -> None:
+        self.client = client
+        self.method = method
+        self.target = target
+        self.headers = headers  # (name, value, lower-case name)
+        self.version = version
+        self.keep_alive = keep_alive
+        self.framing = framing  # "none" | "length" | "chunked" (request body)
+        self.content_length = content_length
+        self.host = host
+        self.te_codings = te_codings  # codings before "chunked", e.g. b"gzip, "
+        self.body_done = framing == "none"
+        self.discard = False
+        self.expect = False
+        self.head_sent = False
+        self.close_after = False
+        self.resource = ""
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._conn: UpstreamConnection | None = None
+        self._upstream: Upstream | None = None
+        self._entry: Any = None
+        self._finished = False
+        self._attempt = 0
+        self._started = 0.0
+        self._io = 0
+        self._seen_io = 0
+        self._idle_since = 0.0
+        self._started_on: Upstream | None = None
+        self._out_chunked = False
+        self._resp_eof = False
+        self._sent_body = False
+        self._status = 0
+
+    # -- request body, fed by the client connection ----------------------------------
+    def request_body(self, data: bytes) -> None:
+        if self.discard:
+            return
+        conn = self._conn
+        if conn is not None:
+            self._sent_body = True
+            if self.framing == "chunked":
+                conn.transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))  # type: ignore[union-attr]
+            else:
+                conn.transport.write(data)  # type: ignore[union-attr]
+            return
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if self._buffered > _BUFFER_LIMIT:
+            self.client.pause_reading("buffer")
+
+    def request_end(self) -> None:
+        self.body_done = True
+        conn = self._conn
+        if conn is not None and self.framing == "chunked" and not self.discard:
+            conn.write(b"0\r\n\r\n")
+
+    # -- entering the guard -------------------------------------------------------------
+    def start(self) -> None:
+        """Route, enter the guard, then forward or answer the block."""
+        client = self.client
+        proxy = client.proxy
+        path, _, query = self.target.partition(b"?")
+        match = proxy.router.match(self.method, path)
+        self.resource = resource = match.resource
+        args: tuple[Any, ...] = ()
+        if match.params:
+            args = self._args(match.params, query)
+        origin = ""
+        if proxy.origin_header is not None:
+            origin = self.header(proxy.origin_header) or ""
+        try:
+            coro = proxy.guard.aenter(resource, origin=origin, args=args, inbound=True)
+            yielded = coro.send(None)
+        except StopIteration as done:
+            self._entered(done.value)
+            return
+        except BlockError as err:
+            self._blocked(err)
+            return
+        except Exception:
+            proxy.log.exception("guard entry failed on %s", resource)
+            self.close_after = True
+            self._answer(error_response(500, "guard_error", close=True))
+            client.exchange_done(self)
+            return
+        _finish_in_task(client.loop, coro, yielded, self._entered_later)
+
+    def _entered_later(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            self.client.exchange_done(self)
+            return
+        err = task.exception()
+        if isinstance(err, BlockError):
+            self._blocked(err)
+        elif err is not None:
+            self.client.proxy.log.error("guard entry failed on %s: %r", self.resource, err)
+            self.close_after = True
+            self._answer(error_response(500, "guard_error", close=True))
+            self.client.exchange_done(self)
+        elif self.client.closed:
+            task.result().exit()  # the client left while the rule made it wait
+            self.client.exchange_done(self)
+        else:
+            self._entered(task.result())
+
+    def _blocked(self, err: BlockError) -> None:
+        self.client.proxy.metrics.blocked(self.resource, err.reason)
+        # A client that waits for "100 Continue" may or may not send its body now.
+        close = self._must_close() or (self.expect and not self.body_done)
+        self.close_after = close
+        self._answer(_blocked_bytes(err.reason, self.resource, err.retry_after, close))
+        self.client.exchange_done(self)
+
+    def _entered(self, entry: Any) -> None:
+        self._entry = entry
+        client = self.client
+        client.proxy.metrics.passed(self.resource)
+        self._started = time.perf_counter()
+        if self.expect and not self.body_done:
+            client.write(_CONTINUE)  # the upstream never sees Expect: we said "go on"
+        self._dispatch()
+
+    def _args(self, params: tuple[Any, ...], query: bytes) -> tuple[Any, ...]:
+        values: list[Any] = []
+        parsed: dict[str, str] | None = None
+        for p in params:
+            if p.kind == "header":
+                values.append(self.header(p.name))
+            elif p.kind == "query":
+                if parsed is None:
+                    parsed = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+                values.append(parsed.get(p.name))
+            else:
+                values.append(self.client.peer_ip)
+        return tuple(values)
+
+    def header(self, lname: str) -> str | None:
+        """First value of a header, by lower-case name."""
+        key = lname.encode("latin-1")
+        for _, value, name in self.headers:
+            if name == key:
+                return value.decode("latin-1")
+        return None
+
+    # -- reaching the upstream ----------------------------------------------------------
+    def _dispatch(self) -> None:
+        proxy = self.client.proxy
+        self._upstream = upstream = proxy.balancer.pick()
+        conn = proxy.pool.take_idle(upstream)
+        if conn is not None:
+            self._attach(conn)
+        else:
+            proxy.pool.connect(upstream, self._connected)
+
+    def _connected(self, conn: UpstreamConnection | None, error: Exception | None) -> None:
+        proxy = self.client.proxy
+        if self._finished or self.client.closed:
+            if conn is not None:
+                proxy.pool.release(conn)
+            self._finish(ClientGoneError())
+            return
+        if conn is None:
+            assert error is not None and self._upstream is not None
+            if proxy.balancer.tracks_requests:
+                proxy.balancer.on_start(self._upstream)
+                self._started_on = self._upstream
+            if isinstance(error, TimeoutError):
+                self._error(504, "upstream_timeout", str(error))
+            else:
+                self._error(502, "upstream_unavailable", str(error))
+            self._finish(error)
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        client = self.client
+        proxy = client.proxy
+        if proxy.balancer.tracks_requests:
+            proxy.balancer.on_start(conn.upstream)
+            self._started_on = conn.upstream
+        self._conn = conn
+        conn.exchange = self
+        conn.head_only = self.method == b"HEAD"
+        self._idle_since = client.loop.time()
+        proxy.active.add(self)
+        head = self._request_head(conn)
+        if self._buffer:
+            self._sent_body = True
+            if self.framing == "chunked":
+                data = b"".join(self._buffer)
+                conn.transport.writelines((head, b"%x\r\n" % len(data), data, b"\r\n"))  # type: ignore[union-attr]
+            else:
+                conn.transport.writelines((head, *self._buffer))  # type: ignore[union-attr]
+            self._buffer.clear()
+            self._buffered = 0
+            client.resume_reading("buffer")
+        else:
+            conn.transport.write(head)  # type: ignore[union-attr]
+        if self.body_done and self.framing == "chunked":
+            conn.write(b"0\r\n\r\n")
+
+    def _request_head(self, conn: UpstreamConnection) -> bytes:
+        client = self.client
+        parts = [self.method, b" ", self.target, b" HTTP/1.1\r\n"]
+        drop = HOP_BY_HOP
+        conn_tokens = client.conn_tokens
+        if conn_tokens:
+            drop = drop | conn_tokens
+        xff = proto = xhost = None
+        for name, value, lname in self.headers:
+            if lname in drop:
+                continue
+            if lname == b"x-forwarded-for":
+                xff = value if xff is None else xff + b", " + value
+                continue
+            if lname == b"x-forwarded-proto":
+                proto = value
+            elif lname == b"x-forwarded-host":
+                xhost = value
+            elif lname == b"expect":
+                continue  # 100-continue was answered by the proxy itself
+            parts += (name, b": ", value, b"\r\n")
+        ip = client.peer_ip_bytes
+        parts += (b"x-forwarded-for: ", ip if xff is None else xff + b", " + ip, b"\r\n")
+        if proto is None:
+            parts.append(b"x-forwarded-proto: http\r\n")
+        if xhost is None and self.host is not None:
+            parts += (b"x-forwarded-host: ", self.host, b"\r\n")
+        if self.host is None:
+            up = conn.upstream
+            parts.append(b"host: %s:%d\r\n" % (up.host.encode(), up.port))
+        if self.framing == "chunked":
+            parts += (b"transfer-encoding: ", self.te_codings, b"chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    # -- upstream events ----------------------------------------------------------------
+    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self._status = status
+        self._io += 1
+        length = None
+        chunked = False
+        conn_tokens = None
+        out = [_STATUS_LINES.get(status) or _status_line(status)]
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                if lname == b"transfer-encoding":
+                    chunked = True
+                elif lname == b"connection" and value.lower() not in _CONN_WORDS:
+                    # "keep-alive"/"close" name nothing to drop; anything else is rare
+                    conn_tokens = {t.strip().lower() for t in value.split(b",")} - _CONN_WORDS
+                continue
+            if lname == b"content-length":
+                length = value
+            out += (name, b": ", value, b"\r\n")
+        if conn_tokens:  # rare: drop the fields the upstream named as hop-by-hop
+            out = [out[0]] + [
+                p
+                for n, v in headers
+                if n.lower() not in conn_tokens and n.lower() not in HOP_BY_HOP
+                for p in (n, b": ", v, b"\r\n")
+            ]
+        no_body = self.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
+        if not no_body and length is None:
+            # chunked or read-until-close upstream body: re-frame for the client
+            self._resp_eof = not chunked
+            if self.version == "1.1":
+                self._out_chunked = True
+                out.append(b"transfer-encoding: chunked\r\n")
+            else:
+                self.close_after = True
+        if self.close_after or not self.body_done or self._must_close():
+            self.close_after = True
+            out.append(b"connection: close\r\n\r\n")
+        elif self.version == "1.0":
+            out.append(b"connection: keep-alive\r\n\r\n")
+        else:
+            out.append(b"\r\n")
+        self.head_sent = True
+        self.client.write(b"".join(out))
+
+    def response_body(self, data: bytes) -> None:
+        self._io += 1
+        if self._out_chunked:
+            self.client.write(b"%x\r\n" % len(data))
+            self.client.write(data)
+            self.client.write(b"\r\n")
+        else:
+            self.client.write(data)
+
+    def response_end(self, conn: UpstreamConnection, reusable: bool = True) -> None:
+        if self._out_chunked:
+            self.client.write(b"0\r\n\r\n")
+        pool = self.client.proxy.pool
+        if reusable and self.body_done and not conn.closed and self._conn is conn:
+            pool.release(conn)
+        else:
+            conn.close()
+        self._conn = None
+        self.discard = True  # any late request bytes have nowhere to go
+        status = self._status
+        self._finish(UpstreamStatusError(f"upstream answered {status}") if status >= 500 else None)
+
+    def upstream_lost(self, conn: UpstreamConnection, exc: BaseException | None) -> None:
+        self._conn = None
+        if self.head_sent and self._resp_eof:
+            self.response_end(conn, reusable=False)  # body delimited by the close
+            return
+        if (
+            not self.head_sent
+            and conn.reused
+            and not self._sent_body
+            and self.framing == "none"
+            and self._attempt == 0
+        ):
+            # A pooled connection the app closed meanwhile: try once on a fresh one.
+            self._attempt = 1
+            self.client.proxy.active.discard(self)
+            self._release_balancer(True)
+            self._dispatch()
+            return
+        self.upstream_failed(UpstreamError(f"{conn.upstream.url} closed the connection"))
+
+    def upstream_failed(self, error: Exception) -> None:
+        self.discard = True
+        if self._conn is not None:
+            self._conn.exchange = None
+            self._conn.abort()
+            self._conn = None
+        if self.head_sent:
+            self.client.abort()  # a truncated response must not look complete
+        elif isinstance(error, TimeoutError):
+            self._error(504, "upstream_timeout", str(error))
+        else:
+            self._error(502, "bad_gateway", str(error))
+        self._finish(error)
+
+    def client_lost(self) -> None:
+        if self._conn is not None:
+            self._conn.exchange = None
+            self._conn.abort()
+            self._conn = None
+        if self._entry is not None:
+            self._finish(ClientGoneError())
+
+    def client_write_paused(self, paused: bool) -> None:
+        conn = self._conn
+        if conn is not None and conn.transport is not None and not conn.closed:
+            if paused:
+                conn.transport.pause_reading()
+            else:
+                conn.transport.resume_reading()
+
+    def check_timeout(self, now: float, timeout: float) -> None:
+        """Called by the proxy's sweep: fail with 504 after ``timeout`` s of upstream silence.
+
+        Progress is an event counter, not a clock read per chunk; a client too slow to
+        take the response (write paused) is not the upstream's fault.
+        """
+        if self._io != self._seen_io or self.client.write_paused:
+            self._seen_io = self._io
+            self._idle_since = now
+        elif now - self._idle_since >= timeout:
+            self.upstream_failed(UpstreamTimeoutError(f"no answer within {timeout:g}s"))
+
+    # -- ending -------------------------------------------------------------------------
+    def _must_close(self) -> bool:
+        return not self.keep_alive or self.client.closing
+
+    def _answer(self, response: bytes) -> None:
+        """Write a proxy-made response; the request body, if any, is read and dropped."""
+        self.discard = True
+        self._buffer.clear()
+        self.client.resume_reading("buffer")
+        self.head_sent = True
+        self.client.write(response)
+
+    def _error(self, status: int, word: str, detail: str) -> None:
+        close = self._must_close()
+        self.close_after = self.close_after or close
+        self._answer(error_response(status, word, detail, close=close))
+
+    def _release_balancer(self, failed: bool) -> None:
+        if self._started_on is not None:
+            self.client.proxy.balancer.on_done(self._started_on, failed)
+            self._started_on = None
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        client = self.client
+        proxy = client.proxy
+        proxy.active.discard(self)
+        if self._started_on is not None:
+            self._release_balancer(isinstance(error, UpstreamError))
+        entry = self._entry
+        if entry is not None:
+            traced = error is not None and not isinstance(error, ClientGoneError)
+            if traced:
+                entry.trace(error)
+            entry.exit()
+            proxy.metrics.completed(self.resource, time.perf_counter() - self._started, traced)
+        client.exchange_done(self)
+
+
+_STATUS_LINES: dict[int, bytes] = {}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b"Unknown"))
+        if len(_STATUS_LINES) < 1000:
+            _STATUS_LINES[status] = line
+    return line
+
+
+def _finish_in_task(
+    loop: asyncio.AbstractEventLoop,
+    coro: Coroutine[Any, Any, Any],
+    yielded: Any,
+    callback: Any,
+) -> None:
+    """Run the rest of a coroutine that suspended on its first step in a task.
+
+    A task's first step sends None into the coroutine, which is exactly what resumes an
+    ``await`` of a future once that future is done (or a bare ``yield``), so the task is
+    created only then.
+    """
+
+    def go(_: Any = None) -> None:
+        task = loop.create_task(coro)
+        task.add_done_callback(callback)
+
+    if yielded is None:
+        loop.call_soon(go)
+    else:
+        yielded.add_done_callback(go)

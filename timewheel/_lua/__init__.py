@@ -1,0 +1,1 @@
+"""Lua scripts of RedisDelayQueue (package data, loaded with importlib.resources)."""

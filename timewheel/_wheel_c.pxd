@@ -1,0 +1,103 @@
+# C declarations for _wheel_py.py, compiled as timewheel._wheel_c (see setup.py).
+cimport cython
+
+ctypedef long long i64
+
+cdef long long _LIMIT, _SPAN, _CHUNK, _SLOT_MASK, _GEN_MASK, _STALE
+
+cdef object _ms(object value, str what)
+cdef dict _WHEELS
+cdef object _IDS
+
+
+cdef class TimingWheel
+
+@cython.locals(ref=object, wheel=TimingWheel)
+cdef bint _handle_op(long long wid, int slot, int gen, bint cancel) except -1
+
+
+@cython.final
+@cython.freelist(256)
+cdef class Handle:
+    cdef long long _wid
+    cdef int _slot
+    cdef int _gen
+
+
+@cython.final
+cdef class TimingWheel:
+    cdef long long _tick, _size, _base, _now, _clk, _seq, _maxl, _mod, _od
+    cdef Py_ssize_t _count, _levels, _scap, _snext, _free, _pcap, _pnext, _pfree, _hlen
+    cdef long long[::1] _lt, _lcur
+    cdef long long[::1] _bhead, _btail, _bfill, _blive, _bkey, _bhk, _bmin
+    cdef long long[::1] _rec, _pool, _heap, _scr
+    cdef object _rec_arr, _pool_arr, _heap_arr
+    cdef list _spay
+    cdef long long _wid
+    cdef object __weakref__
+
+    @cython.locals(d="long long")
+    cpdef Handle schedule(self, object delay_ms, object payload)
+    @cython.locals(d="long long")
+    cpdef Handle schedule_at(self, object deadline_ms, object payload)
+    @cython.locals(t="long long")
+    cpdef list advance(self, object now_ms)
+
+    cdef i64 _checked(self, i64 d) except? 7
+    @cython.locals(s=Py_ssize_t, h=Handle)
+    cdef Handle _add(self, long long d, object payload)
+    @cython.locals(d="long long", t="long long", key="long long", lvl=Py_ssize_t,
+                   idx=Py_ssize_t, b=Py_ssize_t)
+    cdef int _place(self, Py_ssize_t s, long long lo) except -1
+    cdef int _append(self, Py_ssize_t b, Py_ssize_t s, long long d) except -1
+    @cython.locals(fill="long long", c="long long", n="long long", g="long long")
+    cdef int _append_entry(self, Py_ssize_t b, Py_ssize_t s) except -1
+    @cython.locals(lvl=Py_ssize_t, t="long long")
+    cdef int _add_level(self) except -1
+
+    cdef bint _is_pending(self, Py_ssize_t s, int g)
+    @cython.locals(b=Py_ssize_t, w="long long")
+    cdef bint _cancel(self, Py_ssize_t s, int g)
+
+    @cython.locals(item="long long", key="long long", rank="long long", lvl=Py_ssize_t,
+                   idx=Py_ssize_t, b=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, out=list)
+    cdef list _advance(self, long long now)
+    @cython.locals(n=Py_ssize_t, m=Py_ssize_t, i=Py_ssize_t, s=Py_ssize_t, d="long long",
+                   q="long long", prev_d="long long", prev_q="long long", ordered=bint)
+    cdef int _fire(self, Py_ssize_t b, long long now, list out) except -1
+    @cython.locals(i=Py_ssize_t, s=Py_ssize_t)
+    cdef int _sort_scratch(self, Py_ssize_t m) except -1
+    @cython.locals(lvl=Py_ssize_t, tk="long long")
+    cdef void _set_clock(self, long long t) noexcept
+    @cython.locals(n=Py_ssize_t, c="long long", tail="long long", base="long long",
+                   cnt="long long", j="long long", e="long long", s="long long",
+                   nxt="long long")
+    cdef Py_ssize_t _collect(self, Py_ssize_t b) except -1
+    cdef void _reset_bucket(self, Py_ssize_t b) noexcept
+
+    @cython.locals(item="long long", key="long long", b=Py_ssize_t, best="long long",
+                   i=Py_ssize_t, m="long long", stack=list)
+    cdef i64 _next_internal(self) except? 7
+    @cython.locals(rank="long long")
+    cdef Py_ssize_t _bucket_of(self, long long item) noexcept
+    @cython.locals(best="long long", c="long long", tail="long long", base="long long",
+                   cnt="long long", j="long long", e="long long", s="long long")
+    cdef long long _bucket_min(self, Py_ssize_t b) noexcept
+
+    cdef int _push_bucket(self, Py_ssize_t b, Py_ssize_t lvl, Py_ssize_t idx,
+                          long long key) except -1
+    @cython.locals(n=Py_ssize_t, parent=Py_ssize_t, p="long long")
+    cdef int _heap_push(self, long long item) except -1
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, child=Py_ssize_t, last="long long")
+    cdef void _heap_pop(self) noexcept
+
+    @cython.locals(s=Py_ssize_t)
+    cdef Py_ssize_t _alloc_slot(self) except -1
+    @cython.locals(cap=Py_ssize_t)
+    cdef int _grow_slots(self) except -1
+    @cython.locals(g="long long")
+    cdef void _release_slot(self, Py_ssize_t s) noexcept
+    @cython.locals(c=Py_ssize_t, cap=Py_ssize_t)
+    cdef Py_ssize_t _new_chunk(self) except -1
+    @cython.locals(nxt="long long")
+    cdef void _free_chain(self, long long c) noexcept
