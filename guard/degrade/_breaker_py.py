@@ -41,20 +41,12 @@ if cython.compiled:
 else:
     from guard.chain import Check, Entry, Verdict
 
-__all__ = [
-    "CLOSED",
-    "ERROR_COUNT",
-    "ERROR_RATIO",
-    "HALF_OPEN",
-    "OPEN",
-    "SLOW_RATIO",
-    "STATE_NAMES",
-    "Breaker",
-    "DegradeCheck",
-]
+__all__ = ["STATE_NAMES", "Breaker", "DegradeCheck"]
 
 _log = logging.getLogger("guard.degrade")
 
+# States and kinds are C ints in the compiled twin (declared in the .pxd), so the hot
+# path compares machine integers rather than looking up module globals.
 CLOSED = 0
 OPEN = 1
 HALF_OPEN = 2

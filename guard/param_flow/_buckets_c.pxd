@@ -1,11 +1,17 @@
+cimport cython
+
 from guard._chain_c cimport Check, Entry, Verdict
 
+cdef double BLOCK
 
+
+@cython.final
 cdef class ValueBucket:
     cdef public long long rest
     cdef public long long last
 
 
+@cython.final
 cdef class ParamRuleState:
     cdef public object rule
     cdef public Py_ssize_t param_index
@@ -28,6 +34,7 @@ cdef class ParamRuleState:
     cpdef double retry_after(self, value, long long now)
 
 
+@cython.final
 cdef class ParamFlowCheck(Check):
     cdef public list states
     cdef double one(self, ParamRuleState state, value, long long acquire, long long now)

@@ -219,6 +219,9 @@ class ParamFlowCheck(Check):
         return None
 
     def one(self, state: ParamRuleState, value: Any, acquire, now) -> float:  # type: ignore[no-untyped-def]
+        kind = type(value)
+        if kind is str or kind is int:  # the usual keys: hashable, no try block to set up
+            return state.pass_value(value, acquire, now)
         try:
             return state.pass_value(value, acquire, now)
         except TypeError:  # unhashable: cannot have a bucket; only a zero count refuses it

@@ -1,12 +1,16 @@
+cimport cython
+
 from guard._chain_c cimport Check, Core, Entry, Verdict
 from guard.stat._window_c cimport StatNode
 
 
+@cython.final
 cdef class SystemStatus:
     cdef public double cpu
     cdef public double load
 
 
+@cython.final
 cdef class SystemCheck(Check):
     cdef public object rule
     cdef public SystemStatus status
