@@ -1,6 +1,6 @@
 cimport cython
 
-from guard._chain_c cimport Check, Entry, Verdict
+from guard._chain_c cimport Check, Entry, block
 
 
 @cython.final

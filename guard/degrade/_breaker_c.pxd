@@ -1,6 +1,6 @@
 cimport cython
 
-from guard._chain_c cimport Check, Entry, Verdict
+from guard._chain_c cimport Check, Entry, block
 
 cdef int CLOSED, OPEN, HALF_OPEN, SLOW_RATIO, ERROR_RATIO, ERROR_COUNT
 cdef long long _NO_BUCKET

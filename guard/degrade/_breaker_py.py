@@ -37,9 +37,9 @@ import cython
 from guard.errors import DegradeBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, block
 else:
-    from guard.chain import Check, Entry, Verdict
+    from guard.chain import Check, Entry, block
 
 __all__ = ["STATE_NAMES", "Breaker", "DegradeCheck"]
 
@@ -198,7 +198,7 @@ class DegradeCheck(Check):
                     e.data = probes
                 probes.append(b)
                 continue
-            return Verdict(DegradeBlocked(e.res.name, b.rule, b.retry_after(now)), 0.0)
+            return block(DegradeBlocked(e.res.name, b.rule, b.retry_after(now)))
         return None
 
     def on_block(self, e: Entry, error: Any) -> None:

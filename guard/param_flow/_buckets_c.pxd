@@ -1,6 +1,6 @@
 cimport cython
 
-from guard._chain_c cimport Check, Entry, Verdict
+from guard._chain_c cimport Check, Entry, block, wait
 
 cdef double BLOCK
 
@@ -38,4 +38,4 @@ cdef class ParamRuleState:
 cdef class ParamFlowCheck(Check):
     cdef public list states
     cdef double one(self, ParamRuleState state, value, long long acquire, long long now)
-    cdef block(self, Entry e, ParamRuleState state, value, long long now)
+    cdef refuse(self, Entry e, ParamRuleState state, value, long long now)

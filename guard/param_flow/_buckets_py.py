@@ -31,9 +31,9 @@ import cython
 from guard.errors import ParamFlowBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, block, wait
 else:
-    from guard.chain import Check, Entry, Verdict
+    from guard.chain import Check, Entry, block, wait
 
 __all__ = ["BASE_CAPACITY", "MAX_CAPACITY", "ParamFlowCheck", "ParamRuleState", "ValueBucket"]
 
@@ -145,10 +145,10 @@ class ParamRuleState:
         if expected <= now:
             vb.last = now
             return 0.0
-        wait: cython.longlong = expected - now
-        if wait < self.max_queue_ms:
+        delay: cython.longlong = expected - now
+        if delay < self.max_queue_ms:
             vb.last = expected
-            return wait
+            return delay
         return BLOCK
 
     def retry_after(self, value: Any, now) -> float:  # type: ignore[no-untyped-def]
@@ -188,7 +188,7 @@ class ParamFlowCheck(Check):
         n: cython.Py_ssize_t = len(args)
         idx: cython.Py_ssize_t
         now: cython.longlong = e.start
-        wait: cython.double = 0.0
+        total: cython.double = 0.0
         result: cython.double
         for item in self.states:
             state: ParamRuleState = item
@@ -207,15 +207,15 @@ class ParamFlowCheck(Check):
                         continue
                     result = self.one(state, element, e.count, now)
                     if result < 0.0:
-                        return self.block(e, state, element, now)
-                    wait += result
+                        return self.refuse(e, state, element, now)
+                    total += result
                 continue
             result = self.one(state, value, e.count, now)
             if result < 0.0:
-                return self.block(e, state, value, now)
-            wait += result
-        if wait > 0.0:
-            return Verdict(None, wait)
+                return self.refuse(e, state, value, now)
+            total += result
+        if total > 0.0:
+            return wait(total)
         return None
 
     def one(self, state: ParamRuleState, value: Any, acquire, now) -> float:  # type: ignore[no-untyped-def]
@@ -227,7 +227,7 @@ class ParamFlowCheck(Check):
         except TypeError:  # unhashable: cannot have a bucket; only a zero count refuses it
             return BLOCK if state.count <= 0 else 0.0
 
-    def block(self, e: Entry, state: ParamRuleState, value: Any, now) -> Any:  # type: ignore[no-untyped-def]
+    def refuse(self, e: Entry, state: ParamRuleState, value: Any, now) -> Any:  # type: ignore[no-untyped-def]
         error = ParamFlowBlocked(e.res.name, state.rule, state.retry_after(value, now))
         error.value = value
-        return Verdict(error, 0.0)
+        return block(error)

@@ -1,6 +1,6 @@
 cimport cython
 
-from guard._chain_c cimport Check, Core, Entry, Verdict
+from guard._chain_c cimport Check, Core, Entry, block
 from guard.stat._window_c cimport StatNode
 
 
@@ -19,4 +19,4 @@ cdef class SystemCheck(Check):
     cdef public double max_avg_rt
     cdef public double max_load
     cdef public double max_cpu
-    cpdef block(self, Entry e, str limit)
+    cpdef refuse(self, Entry e, str limit)
