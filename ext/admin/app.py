@@ -45,6 +45,12 @@ def _authorize(request: web.Request) -> web.Response | None:
     return None
 
 
+def breaker_state(guard: Any, resource: str) -> str:
+    """The engine's worst breaker state; "closed" for an engine without breakers."""
+    read = getattr(guard, "breaker_state", None)
+    return "closed" if read is None else str(read(resource))
+
+
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -83,7 +89,7 @@ async def metrics(request: web.Request) -> web.Response:
             ),
         ]
     text = sidecar.metrics.render(
-        lambda r: int(guard.stats(r).concurrency), guard.breaker_state, extra
+        lambda r: int(guard.stats(r).concurrency), lambda r: breaker_state(guard, r), extra
     )
     return web.Response(
         text=text,
@@ -100,7 +106,7 @@ async def stats(request: web.Request) -> web.Response:
     out = {}
     for name in sorted(names):
         entry = dict(guard.stats(name).as_dict())
-        entry["breaker_state"] = guard.breaker_state(name)
+        entry["breaker_state"] = breaker_state(guard, name)
         counters = sidecar.metrics.resources.get(name)
         if counters is not None:
             entry["lifetime"] = counters.as_dict()
