@@ -45,12 +45,6 @@ def _authorize(request: web.Request) -> web.Response | None:
     return None
 
 
-def breaker_state(guard: Any, resource: str) -> str:
-    """The engine's worst breaker state; "closed" for an engine without breakers."""
-    read = getattr(guard, "breaker_state", None)
-    return "closed" if read is None else str(read(resource))
-
-
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok"})
 
@@ -89,7 +83,7 @@ async def metrics(request: web.Request) -> web.Response:
             ),
         ]
     text = sidecar.metrics.render(
-        lambda r: int(guard.stats(r).concurrency), lambda r: breaker_state(guard, r), extra
+        lambda r: int(guard.stats(r).concurrency), guard.breaker_state, extra
     )
     return web.Response(
         text=text,
@@ -106,7 +100,7 @@ async def stats(request: web.Request) -> web.Response:
     out = {}
     for name in sorted(names):
         entry = dict(guard.stats(name).as_dict())
-        entry["breaker_state"] = breaker_state(guard, name)
+        entry["breaker_state"] = guard.breaker_state(name)
         counters = sidecar.metrics.resources.get(name)
         if counters is not None:
             entry["lifetime"] = counters.as_dict()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ext.admin.metrics import Recorder
+from ext.sidecar.balancer import POLICIES
 from ext.sidecar.configfile import LoadedConfig, file_digest, read_config, write_config
 from ext.sidecar.proxy import Proxy
 from guard import Guard, RuleError
@@ -25,6 +26,21 @@ from guard.rules import parse_config
 __all__ = ["PutResult", "Sidecar"]
 
 log = logging.getLogger("guard.sidecar")
+
+
+def _check_runnable(loaded: LoadedConfig) -> None:
+    """Problems that only running (not ``guard check``) cares about.
+
+    :raises RuleError: e.g. a load-balancing policy this build does not have.
+    """
+    assert loaded.sidecar is not None
+    if loaded.sidecar.lb not in POLICIES:
+        raise RuleError(
+            [
+                f"sidecar.lb: {loaded.sidecar.lb!r} is not available in this build; "
+                f"use one of {', '.join(POLICIES)}"
+            ]
+        )
 
 
 class PutResult:
@@ -47,6 +63,7 @@ class Sidecar:
         self.path = Path(path)
         self.loaded: LoadedConfig = read_config(self.path, require_sidecar=True)
         assert self.loaded.sidecar is not None
+        _check_runnable(self.loaded)
         self.guard = guard if guard is not None else Guard()
         self.guard.load_rules(self.loaded.rules)
         self.metrics = Recorder()
@@ -85,6 +102,13 @@ class Sidecar:
             return False
         if new.digest == self.loaded.digest:
             return True  # our own write-back, or a touch
+        try:
+            _check_runnable(new)
+        except RuleError as exc:
+            self.metrics.reload(False)
+            for problem in exc.errors:
+                log.error("%s: %s (keeping the last good rules)", self.path, problem)
+            return False
         old = self.loaded
         assert new.sidecar is not None and old.sidecar is not None
         for key in ("listen", "admin"):

@@ -497,5 +497,9 @@ class RawUpstream:
                 conn.sendall(self.reply)
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        except OSError:
+            pass
         self.sock.close()
         self._thread.join(5)

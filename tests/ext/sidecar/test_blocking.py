@@ -5,12 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from tests.ext.helpers import Client, Response, Upstream, metric_value, one
-
-# Slots that are not on main yet: strict, so the marker must go once they land.
-NOT_LANDED = pytest.mark.xfail(strict=True, reason="engine slot not on main yet")
 
 
 def test_flow_block_is_429_json_with_retry_after(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +76,6 @@ def test_rate_limiter_wait_is_awaited_not_refused(start_sidecar, upstream: Upstr
     assert one(sc.port, "/echo").status == 200  # the loop was never blocked meanwhile
 
 
-@NOT_LANDED
 def test_authority_block_is_403(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
     sc = start_sidecar(
         upstream.url,
@@ -97,7 +91,6 @@ def test_authority_block_is_403(start_sidecar, upstream: Upstream) -> None:  # t
     assert one(sc.port, "/admin/x", {"X-Guard-Origin": "OPS"}).status == 403
 
 
-@NOT_LANDED
 def test_upstream_5xx_trips_degrade_then_503(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
     sc = start_sidecar(
         upstream.url,
@@ -126,7 +119,6 @@ def test_upstream_5xx_trips_degrade_then_503(start_sidecar, upstream: Upstream) 
     assert metric_value(text, "guard_breaker_state", resource="pay") == 1
 
 
-@NOT_LANDED
 def test_system_block_is_503(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
     sc = start_sidecar(upstream.url, rules={"system": {"max_qps": 0}})
     resp = one(sc.port, "/anything")
@@ -134,7 +126,6 @@ def test_system_block_is_503(start_sidecar, upstream: Upstream) -> None:  # type
     assert resp.json() == {"error": "system_blocked", "resource": "sidecar.default"}
 
 
-@NOT_LANDED
 def test_param_flow_uses_route_params(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
     sc = start_sidecar(
         upstream.url,

@@ -222,3 +222,15 @@ def test_unreachable_upstream_is_502(start_sidecar, tmp_path) -> None:  # type: 
     assert resp.json()["error"] == "upstream_unavailable"
     metrics = one(sc.admin_port, "/metrics").body.decode()
     assert 'guard_exception_total{resource="sidecar.default"} 1' in metrics
+
+
+def test_standard_asyncio_loop_works_too(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+    sc = start_sidecar(upstream.url, "--loop", "asyncio")
+    c = Client(sc.port)
+    assert c.get("/echo/a").json()["path"] == "/echo/a"
+    body = os.urandom(100_000)
+    wire = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    c.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + wire)
+    assert c.read_response().json()["sha256"] == hashlib.sha256(body).hexdigest()
+    assert one(sc.port, "/stream?size=300000").body == b"x" * 300_000
+    c.close()
