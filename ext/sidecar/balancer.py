@@ -210,6 +210,11 @@ class Balancer:
                 "ejected_for_sec": 0.0
                 if h.ejected_until is None
                 else round(h.ejected_until - now, 3),
+                "ejection_sec": 0.0
+                if h.ejected_until is None
+                else min(
+                    self.outlier.max_ejection_sec, self.outlier.base_ejection_sec * h.ejections
+                ),
             }
             for h in self.hosts
         ]

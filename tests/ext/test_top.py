@@ -72,7 +72,7 @@ def test_keys_sort_filter_and_quit() -> None:
     state.key("r")
     assert [n for n, _ in state.rows()] == ["c.mid", "b.busy", "a.quiet"]
     state.key("r")
-    for ch in "s" "s":  # -> block -> rt
+    for ch in "ss":  # -> block -> rt
         state.key(ch)
     assert state.sort == "rt" and state.rows()[0][0] == "a.quiet"
     for ch in "/mi":
