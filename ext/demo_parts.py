@@ -136,9 +136,10 @@ class DemoWorld:
         log.addHandler(logging.NullHandler())
         sidecar = Sidecar(path)
         cfg = sidecar.loaded.sidecar
+        assert cfg is not None
         sidecar.proxy = Proxy(sidecar.guard, cfg, sidecar.metrics, log)
         self.proxy_address = await sidecar.proxy.start()
-        runner, self.admin_address = await start_admin(sidecar, *cfg.admin)  # type: ignore[union-attr]
+        runner, self.admin_address = await start_admin(sidecar, *cfg.admin)
         self._runners.append(runner)
         self.sidecar = sidecar
         self.t0 = time.monotonic()  # the schedule counts from when traffic starts
