@@ -146,6 +146,24 @@ def measure(calls: int, repeats: int) -> dict[str, float]:
     return results
 
 
+ASYNC_CASES = ("async with entry(...), QPS rule", "async with no-op context manager")
+
+
+def run_async_case(case: str, calls: int) -> None:
+    engine = guard.Guard()
+    engine.load_rules(RULES)
+    make_cm: Callable[[], Any] = NoopAsyncCM
+    if case == ASYNC_CASES[0]:
+        make_cm = lambda: engine.entry("bench.rule")  # noqa: E731
+
+    async def loop() -> None:
+        for _ in range(calls):
+            async with make_cm():
+                pass
+
+    asyncio.run(loop())
+
+
 def callgrind_instructions(case: str, calls: int) -> float:
     """Instructions per call of ``case``: two runs, different call counts, differenced."""
 
@@ -173,6 +191,9 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.one:  # a single case, run under callgrind
+        if args.one in ASYNC_CASES:
+            run_async_case(args.one, args.calls)
+            return
         fn = {**build_cases(), **peer_cases()}[args.one]
         for i in range(args.calls):
             fn(i)
@@ -214,16 +235,21 @@ def report(results: dict[str, float], pure: dict[str, float], args: Any) -> None
     )
     print(f"rejected / passed call: {rejected / passed:.2f}")
     if "limits moving window" in results:
-        print(
-            f"limits moving window / @guard QPS rule: {results['limits moving window'] / passed:.1f}"
-        )
+        peer = results["limits moving window"]
+        print(f"limits moving window / @guard QPS rule: {peer / passed:.1f}")
     if args.callgrind:
         print("\ninstructions per call (valgrind --tool=callgrind)")
         counts = {c: callgrind_instructions(c, 20_000) for c in
                   ("trivial decorator", "@guard, no rule", "@guard, QPS reject rule",
-                   "@guard, rejected (block_handler)")}  # fmt: skip
+                   "@guard, rejected (block_handler)", "with entry(...), QPS rule",
+                   *ASYNC_CASES)}  # fmt: skip
+        print(f"{'case':44} {'instr/call':>10} {'x decorator':>12}")
         for name, ins in counts.items():
-            print(f"{name:44} {ins:9.0f} {ins / counts['trivial decorator']:12.2f}")
+            print(f"{name:44} {ins:10.0f} {ins / counts['trivial decorator']:12.2f}")
+        ratio = counts[ASYNC_CASES[0]] / counts[ASYNC_CASES[1]]
+        print(f"async with entry / no-op async CM: {ratio:.2f}")
+        passed = counts["@guard, QPS reject rule"]
+        print(f"rejected / passed call: {counts['@guard, rejected (block_handler)'] / passed:.2f}")
 
 
 if __name__ == "__main__":

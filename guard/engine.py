@@ -31,6 +31,7 @@ from guard.wrap import AsyncGuardedFunction, GuardedFunction
 __all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TRACE_ALL: tuple[type[BaseException], ...] = (Exception,)
 
 
 def default_chain() -> SlotChain:
@@ -61,7 +62,12 @@ class Guard:
     max_resources = 10_000
 
     def __init__(self, clock: Any = None, *, sample_count: int = 2) -> None:
-        if not isinstance(sample_count, int) or sample_count <= 0 or 1000 % sample_count:
+        if (
+            isinstance(sample_count, bool)
+            or not isinstance(sample_count, int)
+            or sample_count <= 0
+            or 1000 % sample_count
+        ):
             raise ValueError("Guard: sample_count must be a positive divisor of 1000")
         self.clock = clock if clock is not None else MonotonicClock()
         self._core = Core(self.clock, sample_count)
@@ -196,7 +202,7 @@ class Guard:
         args: tuple[Any, ...] = (),
         inbound: bool = False,
         count: int = 1,
-        exceptions_to_trace: tuple[type[BaseException], ...] = (Exception,),
+        exceptions_to_trace: tuple[type[BaseException], ...] = _TRACE_ALL,
         exceptions_to_ignore: tuple[type[BaseException], ...] = (),
     ) -> Entry:
         """An unentered entry: use it with ``with`` / ``async with``.
@@ -204,15 +210,24 @@ class Guard:
         Entering raises the ``BlockError``; an exception leaving the block is traced
         (counted for degrade rules) unless ignored.
         """
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        # Cheap checks first: this runs for every `with entry(...)`.
+        if type(count) is not int or count < 1:  # bool is refused too
             raise ValueError(f"{resource}: count must be an integer >= 1")
-        if origin is not None and not isinstance(origin, str):
+        if origin is not None and type(origin) is not str and not isinstance(origin, str):
             # Checked here so both twins refuse it alike (origin nodes are keyed by str).
             raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
-        e = new_entry(self._core, self._resource(resource), origin, tuple(args), count, inbound)
+        res = self._resources.get(resource)
+        if res is None:
+            res = self._resource(resource)
+        if type(args) is not tuple:
+            args = tuple(args)
+        e = new_entry(self._core, res, origin, args, count, inbound)
+        # new_entry defaults to tracing every Exception and ignoring none.
         # (The pure twin's attribute types are inferred from its defaults; these widen them.)
-        e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
-        e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
+        if exceptions_to_trace != _TRACE_ALL:
+            e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
+        if exceptions_to_ignore:
+            e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
         return e
 
     def enter(self, resource: str, **kwargs: Any) -> Entry:

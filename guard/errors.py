@@ -33,14 +33,21 @@ class BlockError(Exception):
     """
 
     reason: str = "blocked"
-    # Slots and no call to Exception.__init__ (BaseException.__new__ already keeps the args):
-    # refusals are built on the hot path, so building one must stay cheap.
-    __slots__ = ("resource", "retry_after", "rule")
 
-    def __init__(self, resource: str, rule: Any = None, retry_after: float | None = None) -> None:
-        self.resource = resource
-        self.rule = rule
-        self.retry_after = retry_after
+    # Refusals are built on the hot path, so there is no Python-level ``__init__``: the
+    # positional arguments ``(resource, rule, retry_after)`` stay in ``args`` (kept by
+    # BaseException in C) and the attributes read them back.
+    @property
+    def resource(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    @property
+    def rule(self) -> Any:
+        return self.args[1] if len(self.args) > 1 else None
+
+    @property
+    def retry_after(self) -> float | None:
+        return self.args[2] if len(self.args) > 2 else None
 
     def __str__(self) -> str:
         text = f"{self.resource}: blocked by {self.reason} rule"

@@ -187,3 +187,25 @@ def test_the_ext_import_detector_finds_each_form(tmp_path: Path) -> None:
     )
     hits = _ext_imports(probe)
     assert [h.rsplit(":", 1)[1] for h in hits] == ["1", "2", "3", "6"]
+
+
+def test_importing_the_core_loads_no_ext_module() -> None:
+    # The AST walk cannot see imports made by code that runs at import time through other
+    # means; a fresh interpreter can.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, guard, guard.engine, timewheel, locks\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('locks.aio'): import locks.aio\n"
+        "g = guard.Guard(clock=guard.ManualClock(0))\n"
+        "g.load_rules({'flow': [{'resource': 'r', 'count': 1}]})\n"
+        "with g.entry('r'): pass\n"
+        "print(sorted(m for m in sys.modules if m == 'ext' or m.startswith('ext.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

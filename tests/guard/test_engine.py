@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from itertools import pairwise
 from typing import Any
@@ -158,7 +159,7 @@ def test_block_error_fields() -> None:
     assert err.reason == "flow"
     assert err.rule is g.rules.flow[0]
     assert err.rule == FlowRule(resource="orders", count=1)
-    assert err.retry_after == pytest.approx(0.4)  # the bucket [0, 500) ends in 400 ms
+    assert err.retry_after is not None and 0.0 < err.retry_after <= 1.0  # at most the window
     assert "orders" in str(err) and "flow" in str(err)
 
 
@@ -346,7 +347,7 @@ def test_sample_count_gives_finer_buckets(sample_count: int, blocked_at_1000: bo
     assert passes(g, "r") == 1
 
 
-@pytest.mark.parametrize("sample_count", [0, -2, 3, 7, 2.0, "2"])
+@pytest.mark.parametrize("sample_count", [0, -2, 3, 7, 2.0, "2", True])
 def test_sample_count_must_divide_1000(sample_count: Any) -> None:
     with pytest.raises(ValueError, match="sample_count"):
         Guard(clock=ManualClock(0), sample_count=sample_count)
@@ -582,6 +583,17 @@ def test_a_bad_rule_set_changes_nothing() -> None:
     with pytest.raises(RuleError):
         g.load_rules("flow: [\n")
     assert g.rules is before
+    # A bad rule in another section stops the flow section from changing too.
+    with pytest.raises(RuleError) as info:
+        g.load_rules(
+            {
+                "flow": [{"resource": "r", "count": 100}],
+                "degrade": [{"resource": "r", "strategy": "error_ratio", "threshold": 2}],
+            }
+        )
+    assert "degrade[0].threshold" in str(info.value)
+    assert g.rules is before
+    assert passes(g, "r", 5) == 0
 
 
 def test_equal_rule_set_keeps_statistics_and_warm_up_state() -> None:
@@ -841,3 +853,118 @@ def test_memory_per_resource_is_bounded_whatever_the_origins() -> None:
         tracemalloc.stop()
     assert g.stats("r").total_pass == 10_001
     assert grown < 8 * 1024 * 1024, f"{grown / 1e6:.0f} MB for 10 000 origins"
+
+
+def test_reloads_while_threads_enter() -> None:
+    import threading
+
+    g = engine({"resource": "r", "count": 1000})
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    with g.entry("r"):
+                        pass
+                except FlowBlocked:
+                    pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(200):
+            g.load_rules({"flow": [{"resource": "r", "count": 1000 + i % 2}]})
+            clock(g).advance(5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    s = g.stats("r")
+    assert s.concurrency == 0
+    assert s.total_pass > 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "kwargs", "ctx"),
+    [
+        ({"limit_app": "web"}, {"origin": "web"}, None),
+        ({"limit_app": "other"}, {"origin": "app"}, None),
+        ({"strategy": "chain", "ref_resource": "checkout"}, {}, "checkout"),
+    ],
+)
+def test_sample_count_applies_to_origin_and_context_nodes(
+    rule: dict[str, Any], kwargs: dict[str, Any], ctx: str | None
+) -> None:
+    def run(sample_count: int) -> bool:
+        g = engine({"resource": "r", "count": 5, **rule}, sample_count=sample_count)
+        with context(ctx) if ctx else contextlib.nullcontext():
+            clock(g).set(450)
+            assert passes(g, "r", 10, **kwargs) == 5
+            clock(g).set(1000)
+            return passes(g, "r", 1, **kwargs) == 0
+
+    assert run(2) is False  # two buckets: the passes at 450 left with [0, 500)
+    assert run(10) is True  # ten buckets: they count until 1400
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: NodeSelectorSlot (_chain_py/_chain_c) makes a StatNode (~5 KB) for every "
+    "context name an entry runs under and never drops it, even when no chain rule reads "
+    "it: 10 000 names (Sentinel's web adapters name contexts after URLs) cost ~45-56 MB; "
+    "Sentinel caps context names at 2000. Same fix as origin nodes: only when a rule reads them",
+)
+@pytest.mark.slow
+def test_memory_per_resource_is_bounded_whatever_the_context_names() -> None:
+    import tracemalloc
+
+    g = engine()
+    with context("warm-up"), g.entry("r"):
+        pass
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(10_000):
+            with context(f"/orders/{i}"), g.entry("r"):
+                pass
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert g.stats("r").total_pass == 10_001
+    # 16 MB leaves room for a Sentinel-like cap of 2000 names (~10 MB).
+    assert grown < 16 * 1024 * 1024, f"{grown / 1e6:.0f} MB for 10 000 context names"
+
+
+async def test_async_with_entry_awaits_a_queueing_wait() -> None:
+    import asyncio
+
+    g = engine({"resource": "r", "count": 10, "control": "rate_limiter", "max_queue_ms": 150})
+    c = clock(g)
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(c.now_ms())
+
+    async with g.entry("r"):
+        assert c.now_ms() == 0
+    task = asyncio.create_task(other())
+    async with g.entry("r") as e:
+        assert c.now_ms() == 100  # waited by awaiting the clock
+        assert ran == [100]  # and the loop ran another task meanwhile
+    await task
+    assert e.rt_ms == 100  # the wait is part of the RT
+    c.set(50)
+    async with g.entry("r"):  # the slot of 200 is 150 ms away from 50: fits the queue
+        assert c.now_ms() == 200
+    c.set(0)
+    with pytest.raises(FlowBlocked):
+        async with g.entry("r"):  # the slot of 300 is 300 ms away: over 150
+            pytest.fail("the body of a refused entry must not run")
+    s = g.stats("r")
+    assert (s.total_pass, s.total_block, s.concurrency) == (3, 1, 0)

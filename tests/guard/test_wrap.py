@@ -514,3 +514,133 @@ async def test_default_name_of_partials_and_callable_objects() -> None:
     local = f"{__name__}.test_default_name_of_partials_and_callable_objects.<locals>"
     assert g.resources() == [f"{local}.Doubler", f"{local}.aadd", f"{local}.add"]
     assert g.stats(f"{local}.add").total_pass == 2
+
+
+async def test_async_concurrency_is_held_until_the_coroutine_ends() -> None:
+    g = engine({"resource": "r", "count": 1, "grade": "concurrency"})
+    gate = asyncio.Event()
+
+    @g.guard("r", block_handler=lambda error: "busy")
+    async def slow() -> str:
+        await gate.wait()
+        return "done"
+
+    first = asyncio.create_task(slow())
+    await asyncio.sleep(0)  # first is now inside, waiting on the gate
+    assert g.stats("r").concurrency == 1
+    assert await slow() == "busy"
+    gate.set()
+    assert await first == "done"
+    assert await slow() == "done"
+    s = g.stats("r")
+    assert (s.total_pass, s.total_block, s.concurrency) == (2, 1, 0)
+
+
+async def test_cancelled_coroutine_exits_its_entry_without_an_exception() -> None:
+    g = engine()
+    started = asyncio.Event()
+    fallbacks: list[BaseException] = []
+
+    @g.guard("r", fallback=lambda error: fallbacks.append(error))
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(forever())
+    await started.wait()
+    assert g.stats("r").concurrency == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    s = g.stats("r")
+    assert (s.concurrency, s.total_success, s.total_exception) == (0, 1, 0)
+    assert fallbacks == []  # cancellation is no business exception
+
+
+async def test_cancelled_while_queued_books_no_pass() -> None:
+    g = engine({"resource": "r", "count": 1, "control": "rate_limiter", "max_queue_ms": 5000})
+    c = clock(g)
+
+    @g.guard("r")
+    async def f() -> None:
+        pass
+
+    await f()
+    # A clock whose async sleep never returns stands in for a long queueing wait.
+    hold = asyncio.Event()
+
+    async def stuck(ms: float) -> None:
+        await hold.wait()
+
+    c.asleep = stuck  # type: ignore[method-assign]
+    task = asyncio.create_task(f())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    s = g.stats("r")
+    assert (s.total_pass, s.concurrency, s.total_block) == (1, 0, 0)
+
+
+def test_threads_balance_concurrency() -> None:
+    import sys
+    import threading
+
+    g = engine({"resource": "r", "count": 3, "grade": "concurrency"})
+
+    @g.guard("r", block_handler=lambda error: False)
+    def f() -> bool:
+        return True
+
+    results: list[int] = []
+
+    def run() -> None:
+        results.append(sum(1 for _ in range(3000) if f()))
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    s = g.stats("r")
+    assert s.concurrency == 0
+    assert s.total_pass == sum(results) and s.total_pass + s.total_block == 12_000
+
+
+async def test_positional_arguments_feed_param_flow_rules() -> None:
+    g = Guard(clock=ManualClock(0))
+    g.load_rules(
+        {
+            "param_flow": [
+                {"resource": "items.get", "param_index": 0, "count": 1},
+                {"resource": "items.aget", "param_index": 1, "count": 1},
+            ]
+        }
+    )
+
+    @g.guard("items.get", block_handler=lambda sku, error: f"blocked {sku} {error.reason}")
+    def get(sku: str) -> str:
+        return f"got {sku}"
+
+    assert get("hot") == "got hot"
+    assert get("hot") == "blocked hot param_flow"
+    assert get("cold") == "got cold"  # another value has its own count
+
+    @g.guard("items.aget")
+    async def aget(shop: str, sku: str) -> str:
+        return sku
+
+    assert await aget("s", "a") == "a"
+    assert await aget("s", "b") == "b"  # index 1 is what counts
+    with pytest.raises(BlockError) as info:
+        await aget("t", "a")
+    assert info.value.reason == "param_flow"
+    # Entries take them from args=.
+    with pytest.raises(BlockError):
+        g.enter("items.get", args=("hot",))
+    g.enter("items.get", args=("other",)).exit()

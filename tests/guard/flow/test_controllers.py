@@ -13,6 +13,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from guard import FlowBlocked, FlowRule, Guard, ManualClock
 from tests.conftest import TWINS
@@ -94,14 +96,6 @@ def test_reject_on_concurrency(impl: Twin) -> None:
     node.concurrency = 2
     assert ctl.can_pass(node, 1, 0) == BLOCK
     assert ctl.retry_after(node, 0) is None  # no time is known for concurrency
-
-
-def test_reject_retry_after_is_the_time_to_the_next_bucket(impl: Twin) -> None:
-    ctl = impl.ctl.DefaultController(1.0, False)
-    node = impl.node()
-    assert ctl.retry_after(node, 100) == pytest.approx(0.4)
-    assert ctl.retry_after(node, 500) == pytest.approx(0.5)
-    assert ctl.retry_after(node, 10**12 + 999) == pytest.approx(0.001)
 
 
 # -- warm-up ---------------------------------------------------------------------------------
@@ -188,11 +182,6 @@ def test_warm_up_cools_down_when_idle(impl: Twin) -> None:
     assert admit(ctl, node, 19_000, 30) == 5
     # Idle long enough to refill past max: fully cold again.
     assert admit(ctl, node, 40_000, 30) == 3
-
-
-def test_warm_up_retry_after(impl: Twin) -> None:
-    ctl = impl.ctl.WarmUpController(10.0, 10.0, 3)
-    assert ctl.retry_after(impl.node(), 1200) == pytest.approx(0.3)
 
 
 @pytest.mark.parametrize("start", [0, 10**12])
@@ -322,14 +311,15 @@ def test_rate_limiter_2000_per_second_is_two_per_ms(impl: Twin) -> None:
 # -- warm-up rate limiter --------------------------------------------------------------------
 
 
-def test_warm_up_rate_limiter_spaces_at_the_warming_rate(impl: Twin) -> None:
+@pytest.mark.parametrize("start", [0, 999, 10**12])
+def test_warm_up_rate_limiter_spaces_at_the_warming_rate(impl: Twin, start: int) -> None:
     ctl = impl.ctl.WarmUpRateLimiterController(10.0, 10.0, 3, 1000)
     node = impl.node()
-    assert ctl.can_pass(node, 1, 0) == 0.0  # first passes at once
-    assert ctl.can_pass(node, 1, 0) == pytest.approx(300.0)  # cold: 10/3 per second
-    assert ctl.can_pass(node, 1, 0) == pytest.approx(600.0)
-    assert ctl.can_pass(node, 1, 0) == pytest.approx(900.0)
-    assert ctl.can_pass(node, 1, 0) == BLOCK  # 1200 > 1000
+    assert ctl.can_pass(node, 1, start) == 0.0  # first passes at once
+    assert ctl.can_pass(node, 1, start) == pytest.approx(300.0)  # cold: 10/3 per second
+    assert ctl.can_pass(node, 1, start) == pytest.approx(600.0)
+    assert ctl.can_pass(node, 1, start) == pytest.approx(900.0)
+    assert ctl.can_pass(node, 1, start) == BLOCK  # 1200 > 1000
 
 
 def test_warm_up_rate_limiter_speeds_up_to_count(impl: Twin) -> None:
@@ -367,3 +357,147 @@ def test_twins_select_the_same_controller_for_each_rule() -> None:
         )
     conc = make_controller(FlowRule(resource="r", count=5, grade="concurrency"))
     assert type(conc).__name__ == "DefaultController" and conc.concurrency
+
+
+RETRY_BUG = (
+    "bug: DefaultController/WarmUpController.retry_after is the time to the end of the "
+    "current bucket, but passes booked in the current bucket stay in the window a whole "
+    "interval from its start: one pass at 100 ms (count 1) says retry in 0.4 s, and a retry "
+    "at 500 ms is refused again (capacity frees at 1000 ms, 0.9 s)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=RETRY_BUG)
+@pytest.mark.parametrize("sample_count", [2, 4])
+def test_reject_retry_after_is_when_capacity_frees(impl: Twin, sample_count: int) -> None:
+    ctl = impl.ctl.DefaultController(1.0, False)
+    node = impl.window.StatNode(sample_count)
+    node.add_pass(100, 1)
+    assert ctl.can_pass(node, 1, 100) == BLOCK
+    retry_ms = round(ctl.retry_after(node, 100) * 1000)
+    assert ctl.can_pass(node, 1, 100 + retry_ms) == 0.0
+
+
+@pytest.mark.xfail(strict=True, reason=RETRY_BUG)
+def test_warm_up_retry_after_is_when_capacity_frees(impl: Twin) -> None:
+    ctl = impl.ctl.WarmUpController(10.0, 10.0, 3)
+    node = impl.node()
+    assert admit(ctl, node, 100, 10) == 3  # cold: 3 pass, then refused
+    assert ctl.can_pass(node, 1, 100) == BLOCK
+    retry_ms = round(ctl.retry_after(node, 100) * 1000)
+    assert admit(ctl, node, 100 + retry_ms, 1) == 1
+
+
+def test_reject_retry_after_when_the_previous_bucket_holds_the_passes(impl: Twin) -> None:
+    # Here the estimate is exact: the pass at 100 leaves the window at 1000.
+    ctl = impl.ctl.DefaultController(1.0, False)
+    node = impl.node()
+    node.add_pass(100, 1)
+    assert ctl.can_pass(node, 1, 600) == BLOCK
+    retry_ms = round(ctl.retry_after(node, 600) * 1000)
+    assert retry_ms == 400
+    assert ctl.can_pass(node, 1, 600 + retry_ms - 1) == BLOCK
+    assert ctl.can_pass(node, 1, 600 + retry_ms) == 0.0
+
+
+class SentinelWarmUp:
+    """REFERENCE Part A section 3's warm-up, written out plainly as a model.
+
+    One departure, the SPEC's: the first sync fills to max_token whatever the clock reads.
+    """
+
+    def __init__(self, count: float, warm_up_sec: int, cold_factor: int) -> None:
+        self.count = count
+        self.cold_factor = cold_factor
+        self.warning = int(warm_up_sec * count) // (cold_factor - 1)
+        self.max = self.warning + int(2 * warm_up_sec * count / (1 + cold_factor))
+        self.slope = (cold_factor - 1) / count / (self.max - self.warning)
+        self.tokens = 0
+        self.last_filled: int | None = None
+
+    def sync(self, previous_qps: int, now: int) -> None:
+        current = now - now % 1000
+        if self.last_filled is None:
+            value = self.max
+        elif current <= self.last_filled:
+            return
+        else:
+            value = self.tokens
+            below = value < self.warning
+            idle = value > self.warning and previous_qps < int(self.count) // self.cold_factor
+            if below or idle:
+                value = int(value + (current - self.last_filled) * self.count / 1000)
+            value = min(value, self.max)
+        self.tokens = max(0, value - previous_qps)
+        self.last_filled = current
+
+    def admits(self, pass_qps: int, previous_qps: int, now: int) -> bool:
+        self.sync(previous_qps, now)
+        if self.tokens >= self.warning:
+            above = self.tokens - self.warning
+            allowed = math.nextafter(1.0 / (above * self.slope + 1.0 / self.count), math.inf)
+            return pass_qps + 1 <= allowed
+        return pass_qps + 1 <= self.count
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.sampled_from([5.0, 10.0, 10.9, 20.0, 33.0, 100.0]),
+    warm_up_sec=st.integers(1, 12),
+    cold_factor=st.integers(2, 5),
+    start=st.sampled_from([0, 123_456, 10**12]),
+    # Few tries per step often, so the previous second's QPS lands near count / cold_factor.
+    traffic=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, 400, 999, 1000, 1001, 2500, 30_000]),
+            st.one_of(st.integers(0, 8), st.integers(0, 40)),
+        ),
+        max_size=60,
+    ),
+)
+def test_warm_up_matches_the_reference_model(
+    count: float,
+    warm_up_sec: int,
+    cold_factor: int,
+    start: int,
+    traffic: list[tuple[int, int]],
+) -> None:
+    for twin in TWINS:
+        ctl = importlib.import_module(f"guard.flow._controllers_{twin}").WarmUpController(
+            count, float(warm_up_sec), cold_factor
+        )
+        node = importlib.import_module(f"guard.stat._window_{twin}").StatNode()
+        model = SentinelWarmUp(count, warm_up_sec, cold_factor)
+        now = start
+        for gap, tries in traffic:
+            now += gap
+            for _ in range(tries):
+                expected = model.admits(int(node.pass_qps(now)), node.previous_pass_qps(now), now)
+                got = ctl.can_pass(node, 1, now) >= 0.0
+                assert got == expected, (twin, now, model.tokens, ctl.stored_tokens)
+                if got:
+                    node.add_pass(now, 1)
+
+
+def test_warm_up_rate_limiter_retry_after_is_when_a_retry_fits(impl: Twin) -> None:
+    ctl = impl.ctl.WarmUpRateLimiterController(10.0, 10.0, 3, 1000)
+    node = impl.node()
+    for _ in range(4):
+        assert ctl.can_pass(node, 1, 0) >= 0.0  # cold: slots at 0, 300, 600, 900
+    assert ctl.can_pass(node, 1, 0) == BLOCK  # the slot of 1200 is 1200 ms away
+    retry_ms = round(ctl.retry_after(node, 0) * 1000)
+    assert retry_ms == 200  # spaced at the warming rate, not at count
+    assert ctl.can_pass(node, 1, retry_ms - 1) == BLOCK
+    assert ctl.can_pass(node, 1, retry_ms) == pytest.approx(1000.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a zero-count QPS reject or warm-up rule answers retry_after = time to the "
+    "bucket end (e.g. 0.5 s), though no retry can ever pass; SPEC: None where no time is "
+    "known (the rate limiters already return None for count 0)",
+)
+def test_zero_count_rules_know_no_retry_time(impl: Twin) -> None:
+    node = impl.node()
+    assert impl.ctl.DefaultController(0.0, False).retry_after(node, 0) is None
+    assert impl.ctl.WarmUpController(0.0, 10.0, 3).retry_after(node, 0) is None

@@ -246,26 +246,37 @@ def _expected_sum(events: list[tuple[int, int]], now: int, bucket_ms: int, inter
 @given(
     sample_count=st.sampled_from([1, 2, 4, 5, 10, 20]),
     steps=st.lists(
-        st.tuples(st.integers(0, 700), st.integers(1, 5), st.booleans()), min_size=1, max_size=40
+        st.tuples(st.integers(0, 700), st.integers(0, 60), st.booleans()), min_size=1, max_size=40
     ),
     start=st.sampled_from([0, 1, 999, 10**12 + 7]),
 )
-def test_sums_match_a_brute_force_model(
+def test_reads_match_a_brute_force_model(
     sample_count: int, steps: list[tuple[int, int, bool]], start: int
 ) -> None:
+    # Writes book a pass of `value` and a success taking `value` ms; reads compare the
+    # sums, the min RT and the best bucket with what a list of every event says.
     for twin in TWINS:
         mod = importlib.import_module(f"guard.stat._window_{twin}")
         arr = mod.LeapArray(sample_count, 1000)
+        bucket_ms = arr.bucket_ms
         events: list[tuple[int, int]] = []
         now = start
-        for delta, count, read in steps:
+        for delta, value, read in steps:
             now += delta
-            if read:
-                expected = _expected_sum(events, now, arr.bucket_ms, 1000)
-                assert arr.sum(now, PASS) == expected, (twin, now, events)
-            else:
-                arr.add(now, PASS, count)
-                events.append((now, count))
+            if not read:
+                arr.add(now, PASS, value)
+                arr.add_rt(now, value, 1)
+                events.append((now, value))
+                continue
+            live = [(t, v) for t, v in events if now - (t - t % bucket_ms) < 1000]
+            assert arr.sum(now, PASS) == _expected_sum(events, now, bucket_ms, 1000)
+            assert arr.sum(now, SUCCESS) == len(live)
+            assert arr.sum(now, RT) == sum(v for _, v in live)
+            assert arr.min_rt(now) == max(1, min([MAX_RT_MS] + [v for _, v in live]))
+            per_bucket: dict[int, int] = {}
+            for t, v in live:
+                per_bucket[t - t % bucket_ms] = per_bucket.get(t - t % bucket_ms, 0) + v
+            assert arr.max_bucket(now, PASS) == max(per_bucket.values(), default=0)
 
 
 # -- StatNode --------------------------------------------------------------------------------
