@@ -239,6 +239,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="also count user-space instructions per request (nginx vs sidecar) with callgrind",
+    )
     args = ap.parse_args()
     wrk, nginx = ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="bench_sidecar."))
@@ -313,6 +318,8 @@ def main() -> int:
         results.update(phase2)
         for proc in (block, *sidecars.values(), ngx):
             proc.stop()
+        if args.callgrind and shutil.which("valgrind"):
+            results["callgrind"] = callgrind_pair(wrk, nginx, work, up_port)
         port = free_port()
         sc = start_sidecar(sidecar_conf(work, "stream", port, up_port, {}), port)
         results["stream_rss_mb"] = stream_rss(wrk, port, sc.p.pid, big.stat().st_size)
@@ -383,6 +390,79 @@ def _upload_files(size: int, n: int) -> list[str]:
     return names
 
 
+def callgrind_pair(wrk: str, nginx: str, work: Path, up_port: int) -> dict[str, float]:
+    """User-space instructions per proxied request, nginx vs sidecar+rule, under callgrind.
+
+    Instruction counts do not move with the machine's load; they leave out the kernel's
+    share (the same syscalls for both), so their ratio overstates the CPU ratio.
+    """
+    out: dict[str, float] = {}
+    ngx_port = free_port()
+    _, px_conf = nginx_conf(work, up_port, ngx_port, work / "big.bin")
+    port = free_port()
+    sc_conf = sidecar_conf(
+        work, "callgrind", port, up_port, {"flow": [{"resource": "bench", "count": 1e9}]}
+    )
+    cases = {
+        "nginx": (
+            [nginx, "-c", str(px_conf), "-p", str(work), "-g", "master_process off;"],
+            ngx_port,
+        ),
+        "sidecar+rule": (
+            [
+                sys.executable,
+                "-m",
+                "ext.cli",
+                "sidecar",
+                "-c",
+                str(sc_conf),
+                "--log-level",
+                "warning",
+            ],
+            port,
+        ),
+    }
+    for name, (argv, p) in cases.items():
+        dump = work / f"callgrind.{name}.out"
+        proc = Proc(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={dump}",
+                *argv,
+            ],
+            PROXY_CORE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(p, timeout=120)
+            run_wrk(wrk, f"http://127.0.0.1:{p}/", 2, 8)  # warm-up
+            vg = proc.p.pid
+            kids = subprocess.run(["pgrep", "-P", str(vg)], capture_output=True, text=True)
+            vg = int(kids.stdout.split()[0]) if kids.stdout.split() else vg  # taskset execs
+            subprocess.run(["callgrind_control", "-i", "on", str(vg)], capture_output=True)
+            r = run_wrk(wrk, f"http://127.0.0.1:{p}/", 5, 8)
+            subprocess.run(["callgrind_control", "-i", "off", str(vg)], capture_output=True)
+            subprocess.run(["callgrind_control", "-d", str(vg)], capture_output=True)
+            time.sleep(1)
+        finally:
+            proc.stop()
+        total = 0
+        for f in work.glob(f"callgrind.{name}.out*"):
+            counts = [
+                int(line.split()[1])
+                for line in f.read_text(errors="replace").splitlines()
+                if line.startswith(("summary:", "totals:"))
+            ]
+            total += max(counts, default=0)
+        out[name] = total / max(1, r["requests"])
+    return out
+
+
 def report(r: dict[str, Any]) -> None:
     ngx = r.get("nginx")
     print()
@@ -421,6 +501,13 @@ def report(r: dict[str, Any]) -> None:
             f"{r['sidecar+rule']['cpu_us_per_req'] / ngx['cpu_us_per_req']:.2f}x its CPU per "
             "request "
             "(target <= 2.5)"
+        )
+    cg = r.get("callgrind")
+    if cg:
+        print(
+            f"callgrind, user-space instructions per proxied request: nginx {cg['nginx']:,.0f}, "
+            f"sidecar+rule {cg['sidecar+rule']:,.0f} ({cg['sidecar+rule'] / cg['nginx']:.2f}x; "
+            "kernel work, the same for both, not counted)"
         )
     st = r["stream_rss_mb"]
     print(

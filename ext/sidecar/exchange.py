@@ -359,32 +359,33 @@ class Exchange:
         return b"".join(parts)
 
     # -- upstream events ----------------------------------------------------------------
-    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    def response_head(self, status: int, lines: list[bytes]) -> None:
+        """The upstream's head: ``lines`` are its raw ``name: value`` lines."""
         self._status = status
         self._io += 1
         length = None
         chunked = False
         conn_tokens = None
         out = [_STATUS_LINES.get(status) or _status_line(status)]
-        for name, value in headers:
+        for line in lines:
+            name, _, value = line.partition(b":")
             lname = name.lower()
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
                     chunked = True
-                elif lname == b"connection" and value.lower() not in _CONN_WORDS:
+                elif lname == b"connection" and value.strip().lower() not in _CONN_WORDS:
                     # "keep-alive"/"close" name nothing to drop; anything else is rare
                     conn_tokens = {t.strip().lower() for t in value.split(b",")} - _CONN_WORDS
                 continue
             if lname == b"content-length":
                 length = value
-            out += (name, b": ", value, b"\r\n")
-        if conn_tokens:  # rare: drop the fields the upstream named as hop-by-hop
-            out = [out[0]] + [
-                p
-                for n, v in headers
-                if n.lower() not in conn_tokens and n.lower() not in HOP_BY_HOP
-                for p in (n, b": ", v, b"\r\n")
-            ]
+            out += (line, b"\r\n")  # forwarded as received
+        if conn_tokens:  # rare: also drop the fields the upstream named as hop-by-hop
+            out = [out[0]]
+            for line in lines:
+                lname = line.partition(b":")[0].lower()
+                if lname not in conn_tokens and lname not in HOP_BY_HOP:
+                    out += (line, b"\r\n")
         no_body = self.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
         if not no_body and length is None:
             # chunked or read-until-close upstream body: re-frame for the client
