@@ -52,6 +52,7 @@ __all__ = [
 
 VNODES = 160  # ring points per unit of weight (ketama's figure)
 _MAX_POINTS = 10_000  # per instance, whatever its weight
+_REFRESH_SEC = 0.001  # effective weights are recomputed at most this often while ramping
 
 
 def hash64(text: str) -> int:
@@ -116,6 +117,8 @@ class Balancer:
         self._entries: list[tuple[Host, float]] = []
         self._total = 0.0
         self._steady = False  # True while no instance ramps or is ejected: weights fixed
+        self._dirty = True  # an ejection happened: recompute before the next pick
+        self._refreshed_at = float("-inf")
 
     # -- weights in force ---------------------------------------------------------------
     def _refresh(self, now: float) -> None:
@@ -141,6 +144,8 @@ class Balancer:
         self._entries = entries
         self._total = sum(w for _, w in entries)
         self._steady = steady
+        self._dirty = False
+        self._refreshed_at = now
         self._rebuilt()
 
     def _rebuilt(self) -> None:
@@ -158,7 +163,11 @@ class Balancer:
     def pick(self, key: Callable[[], str | None] | None = None) -> Upstream:
         """Return the upstream for the next request."""
         if not self._steady:
-            self._refresh(self.clock())
+            now = self.clock()
+            # while ramping, weights move by at most 1/slow_start_sec per second: one
+            # recomputation per millisecond is as good as one per pick, and much cheaper
+            if self._dirty or now - self._refreshed_at >= _REFRESH_SEC:
+                self._refresh(now)
         host = self._choose(key)
         host.picks += 1
         return host.upstream
@@ -193,6 +202,7 @@ class Balancer:
         ):
             host.eject(self.clock(), policy)
             self._steady = False
+            self._dirty = True
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Per instance: weights, picks, in flight, failures and ejection, for dashboards."""

@@ -10,7 +10,7 @@ out) ramps up again under ``slow_start_sec``, like a newly added one.
 
 Slow start: an instance added by a reload, or back from an ejection, gets an effective
 weight of ``weight * max(MIN_RAMP, elapsed / slow_start_sec)``, a continuous ramp from near
-zero, recomputed on every pick while any instance ramps.
+zero, recomputed (at most once a millisecond) while any instance ramps.
 """
 
 from __future__ import annotations
