@@ -24,6 +24,7 @@ cdef class PrepareSlot:
 cdef class Check:
     cdef public bint has_stat
     cdef public bint uses_origin_node
+    cdef public bint uses_context_node
     cpdef check(self, Entry e)
     cpdef on_pass(self, Entry e)
     cpdef on_block(self, Entry e, error)
@@ -44,6 +45,7 @@ cdef class Plan:
     cdef public list checks
     cdef public list stats
     cdef public bint origin_nodes
+    cdef public bint context_nodes
 
 
 @cython.final

@@ -110,6 +110,7 @@ class Check:
     def __init__(self) -> None:
         self.has_stat = False
         self.uses_origin_node = False
+        self.uses_context_node = False
 
     def check(self, e: Entry) -> Verdict | None:
         return None
@@ -132,7 +133,12 @@ class Plan:
     """A resource's compiled chain: the slots of each phase that apply to it."""
 
     def __init__(
-        self, prepare: list[Any], checks: list[Any], stats: list[Any], origin_nodes: bool = False
+        self,
+        prepare: list[Any],
+        checks: list[Any],
+        stats: list[Any],
+        origin_nodes: bool = False,
+        context_nodes: bool = False,
     ) -> None:
         self.prepare = prepare
         self.checks = checks
@@ -140,6 +146,7 @@ class Plan:
         # Keep per-origin statistics only when a rule reads them: origins come from callers
         # (a request header, say), so unconditional origin nodes would grow without bound.
         self.origin_nodes = origin_nodes
+        self.context_nodes = context_nodes  # likewise: context names can be per URL
 
     def __repr__(self) -> str:
         names = [type(c).__name__ for c in self.checks]
@@ -240,7 +247,7 @@ class NodeSelectorSlot(PrepareSlot):
         plan: Plan = e.plan
         if e.origin and plan.origin_nodes:
             e.origin_node = res.origin_node(e.origin)
-        if e.context_name:
+        if e.context_name and plan.context_nodes:
             e.context_node = res.context_node(e.context_name)
 
 

@@ -125,5 +125,7 @@ class SlotChain:
             if check is not None:
                 checks.append(check)
         stats = list(self.stat) + [c for c in checks if c.has_stat]
-        origin_nodes = any(c.uses_origin_node for c in checks)
-        return Plan(list(self.prepare), checks, stats, origin_nodes)
+        # Checks that are not ``Check`` subclasses (duck-typed) read neither kind of node.
+        origin_nodes = any(getattr(c, "uses_origin_node", False) for c in checks)
+        context_nodes = any(getattr(c, "uses_context_node", False) for c in checks)
+        return Plan(list(self.prepare), checks, stats, origin_nodes, context_nodes)

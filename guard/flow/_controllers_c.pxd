@@ -58,3 +58,7 @@ cdef class FlowRuleState:
 
 cdef class FlowCheck(Check):
     cdef public list states
+
+
+cdef double _time_to_admit(StatNode node, long long now, double allowed)
+cdef Py_ssize_t PASS

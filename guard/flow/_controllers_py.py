@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 BLOCK = -1.0
+PASS = 0  # the window's pass field
 _NEVER = -1.0e300  # "no request passed yet" for the rate limiters
 
 # How a rule picks the node it measures (Sentinel's limitApp).
@@ -81,9 +82,9 @@ class DefaultController(Controller):
         return 0.0
 
     def retry_after(self, node: StatNode, now) -> Any:
-        if self.concurrency:
-            return None
-        return node.second.window_end(now) / 1000.0
+        if self.concurrency or self.count <= 0:
+            return None  # concurrency frees when calls end; a zero count never frees
+        return _time_to_admit(node, now, self.count)
 
 
 class WarmUpController(Controller):
@@ -141,7 +142,16 @@ class WarmUpController(Controller):
         return BLOCK
 
     def retry_after(self, node: StatNode, now) -> Any:
-        return node.second.window_end(now) / 1000.0
+        if self.count <= 0:
+            return None
+        return _time_to_admit(node, now, self.allowed_qps())
+
+
+def _time_to_admit(node: StatNode, now: Any, allowed: float) -> float:
+    """Seconds until enough passes leave the window for one more to fit under ``allowed``."""
+    current: cython.longlong = node.second.sum(now, PASS)
+    amount: cython.longlong = math.ceil(current + 1 - allowed)
+    return node.second.time_to_free(now, PASS, amount) / 1000.0
 
 
 class RateLimiterController(Controller):
@@ -258,6 +268,7 @@ class FlowCheck(Check):
         super().__init__()
         self.states = states
         self.uses_origin_node = any(state.limit != LIMIT_DEFAULT for state in states)
+        self.uses_context_node = any(state.strategy == CHAIN for state in states)
 
     def check(self, e: Entry) -> Any:
         total: cython.double = 0.0

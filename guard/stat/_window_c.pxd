@@ -21,6 +21,7 @@ cdef class LeapArray:
     cpdef long long min_rt(self, long long now)
     cpdef long long max_bucket(self, long long now, Py_ssize_t field)
     cpdef long long previous(self, long long now, Py_ssize_t field)
+    cpdef long long time_to_free(self, long long now, Py_ssize_t field, long long amount)
     cpdef long long window_end(self, long long now)
 
 

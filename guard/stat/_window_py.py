@@ -133,6 +133,36 @@ class LeapArray:
             return 0
         return self.values[idx * FIELDS + field]
 
+    def time_to_free(self, now, field, amount):
+        """Milliseconds until buckets holding at least ``amount`` of ``field`` have left the
+        window, oldest first (the whole interval if the window never holds that many)."""
+        self.current(now)
+        interval: cython.longlong = self.interval_ms
+        freed: cython.longlong = 0
+        last_start: cython.longlong = _EMPTY
+        best: cython.Py_ssize_t
+        best_start: cython.longlong
+        start: cython.longlong
+        i: cython.Py_ssize_t
+        _n: cython.Py_ssize_t
+        for _n in range(self.sample_count):
+            best = -1
+            best_start = 0
+            for i in range(self.sample_count):
+                start = self.starts[i]
+                live_and_newer = now - start <= interval and start > last_start
+                if live_and_newer and (best < 0 or start < best_start):
+                    best = i
+                    best_start = start
+            if best < 0:
+                break
+            freed += self.values[best * FIELDS + field]
+            if freed >= amount:
+                # A bucket's slot is reused (and its counts dropped) one interval after it starts.
+                return best_start + interval - now
+            last_start = best_start
+        return interval
+
     def window_end(self, now):
         """Milliseconds until the current bucket ends (when the oldest one leaves the window)."""
         return self.bucket_ms - now % self.bucket_ms

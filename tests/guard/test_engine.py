@@ -913,13 +913,6 @@ def test_sample_count_applies_to_origin_and_context_nodes(
     assert run(10) is True  # ten buckets: they count until 1400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NodeSelectorSlot (_chain_py/_chain_c) makes a StatNode (~5 KB) for every "
-    "context name an entry runs under and never drops it, even when no chain rule reads "
-    "it: 10 000 names (Sentinel's web adapters name contexts after URLs) cost ~45-56 MB; "
-    "Sentinel caps context names at 2000. Same fix as origin nodes: only when a rule reads them",
-)
 @pytest.mark.slow
 def test_memory_per_resource_is_bounded_whatever_the_context_names() -> None:
     import tracemalloc

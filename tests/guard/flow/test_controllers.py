@@ -367,7 +367,6 @@ RETRY_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=RETRY_BUG)
 @pytest.mark.parametrize("sample_count", [2, 4])
 def test_reject_retry_after_is_when_capacity_frees(impl: Twin, sample_count: int) -> None:
     ctl = impl.ctl.DefaultController(1.0, False)
@@ -378,7 +377,6 @@ def test_reject_retry_after_is_when_capacity_frees(impl: Twin, sample_count: int
     assert ctl.can_pass(node, 1, 100 + retry_ms) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason=RETRY_BUG)
 def test_warm_up_retry_after_is_when_capacity_frees(impl: Twin) -> None:
     ctl = impl.ctl.WarmUpController(10.0, 10.0, 3)
     node = impl.node()
@@ -491,12 +489,6 @@ def test_warm_up_rate_limiter_retry_after_is_when_a_retry_fits(impl: Twin) -> No
     assert ctl.can_pass(node, 1, retry_ms) == pytest.approx(1000.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a zero-count QPS reject or warm-up rule answers retry_after = time to the "
-    "bucket end (e.g. 0.5 s), though no retry can ever pass; SPEC: None where no time is "
-    "known (the rate limiters already return None for count 0)",
-)
 def test_zero_count_rules_know_no_retry_time(impl: Twin) -> None:
     node = impl.node()
     assert impl.ctl.DefaultController(0.0, False).retry_after(node, 0) is None
