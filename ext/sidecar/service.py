@@ -173,6 +173,31 @@ class Sidecar:
         log.info("%s: rules replaced by PUT /api/rules, generation %d", self.path, self.generation)
         return PutResult(200, self.guard.rules.to_dict(), self.etag)
 
+    def _start_redis_rules(self) -> Any:
+        """Follow ``sidecar: rules_redis`` if configured: pushes replace the rules in force.
+
+        Whichever comes last wins: a push over Redis, or an edit of the file (re-read on
+        change). The pushes are not written back to the file.
+        """
+        cfg = self.loaded.sidecar
+        assert cfg is not None
+        if not cfg.rules_redis:
+            return None
+        from ext.sources.redis import RedisRuleSource
+
+        def counted(ok: bool, error: Any) -> None:
+            self.metrics.reload(ok)
+            if ok:
+                self.metrics.generation += 1
+
+        source = RedisRuleSource.from_url(
+            cfg.rules_redis["url"],
+            self.guard,
+            cfg.rules_redis.get("key", "guard:rules"),
+            on_result=counted,
+        )
+        return source.start()
+
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self, *, poll_interval: float | None = None) -> int:
         """Serve until SIGTERM/SIGINT, then drain; returns the exit code."""
@@ -186,6 +211,7 @@ class Sidecar:
         self.proxy = Proxy(self.guard, cfg, self.metrics, log)
         self.proxy_address = await self.proxy.start()
         runner, self.admin_address = await start_admin(self, *cfg.admin)
+        rules_source = self._start_redis_rules()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
@@ -212,6 +238,8 @@ class Sidecar:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        if rules_source is not None:
+            rules_source.stop()
         await runner.cleanup()
         log.info("stopped")
         return 0

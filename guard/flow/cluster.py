@@ -216,6 +216,7 @@ class ClusterController(Controller):
         self.last_call = 0.0
         self.live = 1
         self.debt = 0  # passes admitted locally, to book on the shared window
+        self.bridge: Any = None  # local decisions on an event loop while the lease is empty
         self.local_passes: dict[int, int] = {}  # 100 ms slot -> passes while in fallback
         _controllers.add(self)
         link.attach(self)
@@ -240,9 +241,27 @@ class ClusterController(Controller):
             link.mark_down(f"no answer within {link.timeout * 1000:.0f} ms")
             return self._local(node, acquire, now)
         link.wake()
-        if on_loop or (self.remaining <= 0 and m - self.reply_at < RETRY_S):
-            return BLOCK
+        if self.remaining <= 0 and m - self.reply_at < RETRY_S:
+            return BLOCK  # the shared window was full at the last answer
+        if on_loop:
+            return self._bridge(node, acquire, now)
         return self._round_trip(node, acquire, now, acquire + self._target(m), False)
+
+    def _bridge(self, node: Any, acquire: int, now: int) -> float:
+        """Decide on this process's local share while the lease is empty on an event loop.
+
+        The loop never waits for Redis, and refusing here would turn away the first
+        requests of every process (no lease yet). A pass is booked on the shared window
+        with the next lease call (``debt``), so the global count still holds.
+        """
+        bridge = self.bridge
+        if bridge is None:
+            bridge = self.bridge = self._local_controller()
+        result = float(bridge.can_pass(node, acquire, now))
+        if result >= 0.0:
+            with self._lock:
+                self.debt += acquire
+        return result
 
     def _take(self, acquire: int, now: float) -> bool:
         """Take ``acquire`` tokens from unexpired grants, oldest first (under the lock)."""

@@ -11,13 +11,17 @@ from tests.ext.helpers import Client, Response, Upstream, metric_value, one
 def test_flow_block_is_429_json_with_retry_after(start_sidecar, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
     sc = start_sidecar(
         upstream.url,
-        rules={"flow": [{"resource": "zero", "count": 0}]},
-        routes=[{"prefix": "/zero", "resource": "zero"}],
+        rules={"flow": [{"resource": "zero", "count": 0}, {"resource": "one", "count": 1}]},
+        routes=[{"prefix": "/zero", "resource": "zero"}, {"prefix": "/one", "resource": "one"}],
     )
     resp = one(sc.port, "/zero/1")
     assert resp.status == 429
     assert resp.json() == {"error": "flow_blocked", "resource": "zero"}
     assert resp.header("content-type") == "application/json"
+    assert resp.header("retry-after") is None  # a zero count never frees: no time is known
+    assert one(sc.port, "/one").status == 200
+    resp = one(sc.port, "/one")
+    assert resp.status == 429
     assert resp.header("retry-after") == "1"  # the window frees within a second, rounded up
     assert one(sc.port, "/zeroX").status == 200  # other resource: default, unguarded
     # a blocked request on a keep-alive connection leaves the connection usable

@@ -153,6 +153,28 @@ async def test_event_loop_never_waits_for_redis(redis_factory: Callable[[], Redi
         server.resume()
 
 
+async def test_first_event_loop_entries_pass_and_are_booked(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    # A fresh process on an event loop has no lease yet: its first requests decide on the
+    # local share (not refused) and are booked on the shared window afterwards.
+    server = redis_factory()
+    engine = Guard()
+    engine.load_rules(rules("first", server.url, 1000))
+    c = controller(engine, "first")
+    passed = 0
+    for _ in range(5):
+        async with engine.entry("first"):
+            passed += 1
+    assert passed == 5
+    client = redis.Redis(port=server.port)
+    try:
+        key = rule_keys(engine.rules.flow[0])[0]
+        wait_for(lambda: c.debt == 0 and window_total(client, key) >= 5)
+    finally:
+        client.close()
+
+
 def test_unreachable_redis_enforces_locally() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     glob = Guard(clock=ManualClock(0))
