@@ -258,12 +258,23 @@ class Exchange:
     # -- reaching the upstream ----------------------------------------------------------
     def _dispatch(self) -> None:
         proxy = self.client.proxy
-        self._upstream = upstream = proxy.balancer.pick()
+        balancer = proxy.balancer
+        self._upstream = upstream = balancer.pick(self._hash_key if balancer.needs_key else None)
         conn = proxy.pool.take_idle(upstream)
         if conn is not None:
             self._attach(conn)
         else:
             proxy.pool.connect(upstream, self._connected)
+
+    def _hash_key(self) -> str | None:
+        """The consistent-hash key: ``hash_key``'s header or query value, else the client."""
+        param = self.client.proxy.balancer.hash_key
+        if param is None or param.kind == "client_ip":
+            return self.client.peer_ip
+        if param.kind == "header":
+            return self.header(param.name)
+        query = self.target.partition(b"?")[2].decode("latin-1")
+        return dict(parse_qsl(query, keep_blank_values=True)).get(param.name)
 
     def _connected(self, conn: UpstreamConnection | None, error: Exception | None) -> None:
         proxy = self.client.proxy
@@ -510,7 +521,8 @@ class Exchange:
         proxy = client.proxy
         proxy.active.discard(self)
         if self._started_on is not None:
-            self._release_balancer(isinstance(error, UpstreamError))
+            # 5xx answers count as failures for passive health, as connect errors do
+            self._release_balancer(isinstance(error, (UpstreamError, UpstreamStatusError)))
         entry = self._entry
         if entry is not None:
             traced = error is not None and not isinstance(error, ClientGoneError)
