@@ -24,9 +24,24 @@ def twin_extensions() -> list[Extension]:
             source = pxd.with_name(pxd.name[: -len("_c.pxd")] + "_py.py")
             if not source.exists():
                 raise SystemExit(f"{pxd}: no twin source {source.name}")
+            _regenerate_if_stale(source, pxd)
             rel = pxd.relative_to(ROOT).with_suffix("")
             exts.append(Extension(".".join(rel.parts), [str(source.relative_to(ROOT))]))
     return exts
+
+
+def _regenerate_if_stale(source: Path, pxd: Path) -> None:
+    """Drop a generated .c older than its .pxd or any .pxd under the package roots.
+
+    cythonize tracks the .py and its cimports, but not always the augmenting .pxd of a
+    pure-Python-mode module; a stale .c would keep the old C declarations.
+    """
+    generated = source.with_suffix(".c")
+    if not generated.exists():
+        return
+    newest = max(p.stat().st_mtime for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.pxd"))
+    if newest > generated.stat().st_mtime:
+        generated.unlink()
 
 
 def ext_modules() -> list[Extension]:

@@ -13,6 +13,9 @@ wall time on a shared machine):
 
 Targets (issue 3): five slots <= 3.0x the trivial decorator; 1,000,000 values < 100 MB.
 ``--quick`` shortens the run. The twin in use is printed (``GUARD_PURE=1`` for pure Python).
+``--instructions`` adds table 1 in instructions per call, counted by ``valgrind
+--tool=callgrind`` (two runs per case, 1,000 and 21,000 calls, differenced so start-up
+cancels out): ratios that do not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -88,18 +95,27 @@ def table(title: str, rows: list[tuple[str, float]], base: float) -> None:
         print(f"  {name:<44} {ns:>9.0f} {ns / base:>7.2f}x")
 
 
-def bench_slots(calls: int, repeats: int) -> float:
+def entry_cases(five: Guard | None = None) -> dict[str, Callable[[Any], Any]]:
     bare = Guard()
-    five = Guard()
+    if five is None:
+        five = Guard()
     five.load_rules(FIVE_RULES)
-    fns = {
+    return {
         "trivial decorator (floor)": trivial(work),
         "@guard, no rules": bare.guard("work")(work),
         "@guard inbound, no rules": bare.guard("work2", inbound=True)(work),
+        "@guard inbound with origin, no rules": bare.guard("work3", origin="app", inbound=True)(
+            work
+        ),
         "@guard inbound, 5 slots, 1 rule each": five.guard("work", origin="app", inbound=True)(
             work
         ),
     }
+
+
+def bench_slots(calls: int, repeats: int) -> float:
+    five = Guard()
+    fns = entry_cases(five)
     values = ["k"] * 100
     rows = [(name, per_call_ns(fn, values, calls, repeats)) for name, fn in fns.items()]
     blocked = five.stats("work").total_block
@@ -145,14 +161,54 @@ def bench_memory(values: int) -> float:
     return held_mb
 
 
+def run_case(index: int, calls: int) -> None:
+    """Child of ``--instructions``: call one case ``calls`` times under callgrind."""
+    fn = list(entry_cases().values())[index]
+    for _ in range(calls):
+        fn("k")
+
+
+def instructions(index: int, calls: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cg.out")
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+        cmd += [sys.executable, __file__, "--run-case", str(index), "--calls", str(calls)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    for line in proc.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.split()[-1])
+    raise RuntimeError("callgrind printed no instruction count")
+
+
+def bench_instructions() -> None:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind on PATH")
+    rows = []
+    for index, name in enumerate(entry_cases()):
+        per_call = (instructions(index, 21_000) - instructions(index, 1_000)) / 20_000
+        rows.append((name, per_call))
+    print("\n1b. entry path in instructions per call (callgrind)")
+    print(f"  {'case':<44} {'instr':>9} {'x floor':>8}")
+    for name, n in rows:
+        print(f"  {name:<44} {n:>9.0f} {n / rows[0][1]:>7.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and repeats")
+    parser.add_argument("--instructions", action="store_true", help="also count instructions")
+    parser.add_argument("--run-case", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_case is not None:
+        run_case(args.run_case, args.calls)
+        return
     calls, repeats, values = (50_000, 3, 200_000) if args.quick else (300_000, 7, 1_000_000)
     print(f"python {sys.version.split()[0]}; twins: chain={CHAIN_IMPL} degrade={DEGRADE_IMPL} ")
     print(f"param_flow={PARAM_IMPL}; {calls:,} calls x {repeats} repeats, CPU time medians")
     bench_slots(calls, repeats)
+    if args.instructions:
+        bench_instructions()
     bench_distinct(calls, repeats)
     bench_memory(values)
 

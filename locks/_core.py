@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from locks._scripts import ACQUIRE, EXTEND, FENCE_MAX, RELEASE, Script
-from locks.errors import LockError, LockNotOwnedError
+from locks.errors import LockNotOwnedError
 
 __all__ = [
     "CHANNEL",
@@ -32,6 +32,7 @@ __all__ = [
     "fence_key",
     "lock_key",
     "new_token",
+    "node_timeout_for",
     "quorum",
 ]
 
@@ -69,6 +70,16 @@ def drift(ttl: float, drift_factor: float) -> float:
 def default_node_timeout(ttl: float) -> float:
     """Per-master wait of a Redlock round: small against the ttl (1 %), within 20-100 ms."""
     return min(0.1, max(0.02, ttl * 0.01))
+
+
+def node_timeout_for(ttl: float, node_timeout: float | None) -> float:
+    """The per-master timeout: the default for ``ttl``, or a given value > 0."""
+    if node_timeout is None:
+        return default_node_timeout(ttl)
+    value = check_timeout(node_timeout, "node_timeout")
+    if not value:
+        raise ValueError("node_timeout: must be > 0")
+    return float(value)
 
 
 def _ms(seconds: float) -> int:
@@ -109,6 +120,9 @@ class Hold:
     owner: Any = None
     #: A front's mutex serialising this hold's release with its renewal.
     guard: Any = None
+    #: Redlock, asyncio: acquire commands still in flight when the quorum answered; a release or
+    #: extend waits for them first so it cannot overtake them on their master.
+    pending: Any = None
 
     def validity(self, now: float) -> float:
         return 0.0 if self.lost else max(0.0, self.deadline - now)
@@ -160,14 +174,14 @@ class LockCore:
         :returns: ``(hold, 0.0)`` when held (a new hold, or ``hold`` with its count raised when a
             reentrant owner entered again), else ``(None, seconds the holder has left)``.
         """
-        status, value = _as_int(reply[0]), _as_int(reply[1])
-        if status == 1:
+        value = _as_int(reply)
+        if value > 0:
             return Hold(token, value, t0 + self.ttl - self.drift, self.ttl), 0.0
-        if status == 2 and hold is not None:
-            hold.count = value
+        if value == 0 and hold is not None:
+            hold.count += 1
             hold.deadline = t0 + self.ttl - self.drift
             return hold, 0.0
-        return None, self.pttl_seconds(value)
+        return None, self.pttl_seconds(-value - 3)
 
     def pttl_seconds(self, pttl_ms: int) -> float:
         """How long a loser may sleep before the holder's lease can have run out."""
@@ -283,36 +297,30 @@ class RedlockCore(LockCore):
         """
         granted, fences, wait = [], [], 0.0
         for i, reply in enumerate(replies):
-            if reply is None or isinstance(reply, BaseException):
+            if type(reply) is not int:  # None (no answer) or an exception
                 continue
-            status, value = _as_int(reply[0]), _as_int(reply[1])
-            if status == 1:
+            if reply > 0:
                 granted.append(i)
-                fences.append(value)
+                fences.append(reply)
             else:
-                wait = max(wait, self.pttl_seconds(value))
+                wait = max(wait, self.pttl_seconds(-reply - 3))
         return granted, fences, wait
-
-    def quorum_possible(self, replies: list[Any]) -> bool:
-        """Stop waiting on a round once a quorum can no longer form."""
-        failed = 0
-        for reply in replies:
-            if isinstance(reply, BaseException) or (
-                reply is not None
-                and not isinstance(reply, BaseException)
-                and _as_int(reply[0]) != 1
-            ):
-                failed += 1
-        return self.n - failed >= self.quorum
 
     def round_done(self, replies: list[Any]) -> bool:
         """True when a round can end early: a quorum granted, or no quorum can form any more."""
-        ok = sum(
-            1
-            for r in replies
-            if r is not None and not isinstance(r, BaseException) and _as_int(r[0]) == 1
-        )
-        return ok >= self.quorum or not self.quorum_possible(replies)
+        ok = failed = 0
+        for r in replies:
+            if r is None:
+                continue
+            if type(r) is int and r > 0:
+                ok += 1
+            else:  # refused, or an error
+                failed += 1
+        return ok >= self.quorum or self.n - failed < self.quorum
+
+    def refused(self, reply: Any) -> bool:
+        """True for an acquire reply that says another owner holds the key on that master."""
+        return type(reply) is int and reply < 0
 
     def count_ok(self, replies: list[Any], wanted: int | None = None) -> int:
         """How many replies of a release/extend/fence round said yes."""
@@ -341,7 +349,3 @@ class RedlockCore(LockCore):
 
     def rounds_exhausted(self, rounds: int) -> bool:
         return self.retry_count is not None and rounds > self.retry_count
-
-
-def bad_reply(name: str, reply: Any) -> LockError:
-    return LockError(f"{name}: unexpected reply from Redis: {reply!r}", name)

@@ -11,14 +11,14 @@ and gives its connection back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
 from locks._core import Plan
 
-__all__ = ["fanout", "settle"]
+__all__ = ["drain", "fanout", "later"]
 
 Command = tuple[Any, ...]
 _BACKGROUND: set[asyncio.Task[Any]] = set()
@@ -46,7 +46,7 @@ async def _one(client: Any, item: Plan | Command) -> Any:
 
 async def fanout(
     clients: list[Any],
-    items: list[Plan | Command | None],
+    items: Sequence[Plan | Command | None],
     timeout: float,
     done: Callable[[list[Any]], bool] | None = None,
     wait: list[bool] | None = None,
@@ -91,8 +91,21 @@ async def fanout(
     return replies, tasks
 
 
-async def settle(tasks: list[asyncio.Task[Any] | None], timeout: float) -> None:
-    """Wait (at most ``timeout``) for a round's commands to finish, ignoring cancellation."""
-    live = {t for t in tasks if t is not None and not t.done()}
-    if live:
-        await asyncio.wait(live, timeout=timeout)
+def later(first: asyncio.Task[Any], client: Any, item: Plan | Command) -> None:
+    """Send ``item`` to ``client`` once ``first`` (a late command to it) has finished."""
+
+    async def chain() -> None:
+        await asyncio.wait({first})
+        await _one(client, item)
+
+    task = asyncio.get_running_loop().create_task(chain())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+async def drain(timeout: float = 2.0) -> None:
+    """Wait for the commands still finishing in the background (tests, shutdown)."""
+    loop = asyncio.get_running_loop()
+    mine = {t for t in _BACKGROUND if t.get_loop() is loop}
+    if mine:
+        await asyncio.wait(mine, timeout=timeout)

@@ -15,11 +15,12 @@ order, when it wakes up; that is how a clean-up release reaches a node that was 
 
 from __future__ import annotations
 
-import selectors
+import math
+import select
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.backoff import NoBackoff
@@ -61,11 +62,14 @@ class Master:
         self._mutex = threading.Lock()
 
     def take(self) -> _Link:
+        # A link that still owes replies goes first: a command queued behind a late one runs
+        # after it on the server (a release never overtakes its own acquire), and a frozen
+        # master gets no new connection that would stall in its handshake.
         with self._mutex:
             for i, link in enumerate(self._free):
-                if link.owed == 0:
+                if link.owed:
                     return self._free.pop(i)
-            if self._free:  # only late links: pipeline behind them rather than reconnect
+            if self._free:
                 return self._free.pop()
         return _Link(self._make())
 
@@ -76,9 +80,12 @@ class Master:
         with self._mutex:
             self._free.append(link)
 
-    def backlogged(self) -> bool:
+    def close(self) -> None:
+        """Close the idle connections (when the client goes away)."""
         with self._mutex:
-            return bool(self._free) and all(link.owed for link in self._free)
+            links, self._free = self._free, []
+        for link in links:
+            link.conn.disconnect()
 
 
 _MASTERS: weakref.WeakKeyDictionary[Any, dict[float, Master]] = weakref.WeakKeyDictionary()
@@ -91,6 +98,7 @@ def master_for(client: Any, node_timeout: float) -> Master:
         master = by_timeout.get(node_timeout)
         if master is None:
             master = by_timeout[node_timeout] = Master(client, node_timeout)
+            weakref.finalize(client, master.close)
         return master
 
 
@@ -112,7 +120,7 @@ def _readable(link: _Link) -> bool:
 
 def fanout(
     masters: list[Master],
-    items: list[Plan | Command | None],
+    items: Sequence[Plan | Command | None],
     timeout: float,
     done: Callable[[list[Any]], bool] | None = None,
     wait_late: bool = True,
@@ -127,22 +135,24 @@ def fanout(
     deadline = time.monotonic() + timeout
     replies: list[Any] = [None] * len(masters)
     links: dict[int, _Link] = {}
+    waiting: set[int] = set()
+    packed: dict[int, Any] = {}  # pack a command once for all masters: packing is costly
     for i, item in enumerate(items):
-        if item is not None:
-            _send(masters[i], i, _command(item), links, replies)
-    waiting = {i for i, link in links.items() if wait_late or link.owed == 0}
-    _collect(links, waiting, replies, deadline, done)
-    retry = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-    if retry and time.monotonic() < deadline:  # first use of a script on that server
-        for i in retry:
-            plan = items[i]
-            assert isinstance(plan, Plan)
-            replies[i] = None
-            link = links.pop(i)
-            masters[i].give(link)
-            body = ("EVAL", plan.script.body, len(plan.keys), *plan.keys, *plan.args)
-            _send(masters[i], i, body, links, replies)
-        _collect(links, set(retry) & set(links), replies, deadline, done)
+        if item is None:
+            continue
+        link = masters[i].take()
+        if not wait_late and link.owed and isinstance(item, Plan):
+            # Nobody will read this reply in time to see a NOSCRIPT: send the whole script.
+            cmd = ("EVAL", item.script.body, len(item.keys), *item.keys, *item.args)
+            data = link.conn._command_packer.pack(*cmd)
+        else:
+            waiting.add(i)
+            data = packed.get(id(item))
+            if data is None:
+                data = packed[id(item)] = link.conn._command_packer.pack(*_command(item))
+        _send(masters[i], link, i, data, links, replies)
+    waiting &= links.keys()
+    _collect(links, items, waiting, replies, deadline, done)
     for i, link in links.items():
         if replies[i] is None and not link.dead:
             link.owed += 1  # its reply comes later: skip it then
@@ -151,11 +161,10 @@ def fanout(
 
 
 def _send(
-    master: Master, i: int, cmd: Command, links: dict[int, _Link], replies: list[Any]
+    master: Master, link: _Link, i: int, data: Any, links: dict[int, _Link], replies: list[Any]
 ) -> None:
-    link = master.take()
     try:
-        link.conn.send_command(*cmd)
+        link.conn.send_packed_command(data, check_health=False)
     except Exception as exc:
         link.dead = True
         master.give(link)
@@ -166,50 +175,64 @@ def _send(
 
 def _collect(
     links: dict[int, _Link],
+    items: Sequence[Plan | Command | None],
     waiting: set[int],
     replies: list[Any],
     deadline: float,
     done: Callable[[list[Any]], bool] | None,
 ) -> None:
-    selector: selectors.DefaultSelector | None = None
-    try:
-        while waiting:
-            ready = [i for i in waiting if _readable(links[i])]
+    # A link that owed stale replies may hold our reply in its parser's buffer, where poll()
+    # cannot see it: those are asked with can_read(); the rest wait in one poll() call.
+    buffered = {i for i in waiting if links[i].owed}
+    poller = select.poll()
+    fds: dict[int, int] = {}
+    gone: list[int] = []
+    for i in waiting:
+        sock = links[i].conn._sock
+        if sock is None:  # dropped meanwhile: read_response reports why
+            gone.append(i)
+        else:
+            fds[sock.fileno()] = i
+            poller.register(sock, select.POLLIN)
+    while waiting:
+        ready = gone or [i for i in buffered & waiting if _readable(links[i])]
+        gone = []
+        if not ready:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            events = poller.poll(max(1, math.ceil(remaining * 1000)))
+            ready = [fds[fd] for fd, _ in events if fds.get(fd) in waiting]
             if not ready:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                if selector is None:
-                    selector = selectors.DefaultSelector()
-                    for i in waiting:
-                        sock = links[i].conn._sock
-                        if sock is not None:
-                            selector.register(sock, selectors.EVENT_READ, i)
-                events = selector.select(remaining)
-                ready = [key.data for key, _ in events if key.data in waiting]
-                if not ready:
-                    continue
-            for i in ready:
-                link = links[i]
+                continue
+        for i in ready:
+            link = links[i]
+            try:
+                reply: Any = link.conn.read_response()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                link.dead = True
+                reply = exc
+            except Exception as exc:  # a ResponseError: the connection is still fine
+                reply = exc
+            if link.owed and not link.dead:
+                link.owed -= 1  # a stale reply from an earlier round
+                buffered.add(i)
+                continue
+            plan = items[i]
+            if isinstance(reply, NoScriptError) and isinstance(plan, Plan):
+                # First use of the script on that server: EVAL runs and caches it.
                 try:
-                    reply: Any = link.conn.read_response()
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    link.conn.send_command(
+                        "EVAL", plan.script.body, len(plan.keys), *plan.keys, *plan.args
+                    )
+                    continue
+                except Exception as exc:
                     link.dead = True
                     reply = exc
-                except Exception as exc:  # a ResponseError: the connection is still fine
-                    reply = exc
-                if link.owed and not link.dead:
-                    link.owed -= 1  # a stale reply from an earlier round
-                    continue
-                replies[i] = reply
-                waiting.discard(i)
-                if selector is not None and link.conn._sock is not None:
-                    try:
-                        selector.unregister(link.conn._sock)
-                    except (KeyError, ValueError):
-                        pass
-            if done is not None and done(replies):
-                return
-    finally:
-        if selector is not None:
-            selector.close()
+            replies[i] = reply
+            waiting.discard(i)
+            sock = link.conn._sock
+            if sock is not None:
+                poller.unregister(sock)
+        if done is not None and done(replies):
+            return

@@ -13,8 +13,8 @@ from typing import Any
 
 from locks import _renew_async, _wait_async
 from locks._async import uninterrupted
-from locks._core import Hold, RedlockCore, check_timeout, default_node_timeout, new_token
-from locks._fanout_async import fanout
+from locks._core import Hold, Plan, RedlockCore, check_timeout, new_token, node_timeout_for
+from locks._fanout_async import fanout, later
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
 __all__ = ["Redlock"]
@@ -61,11 +61,7 @@ class Redlock:
             retry_count=retry_count,
             drift_factor=drift_factor,
         )
-        self.node_timeout = (
-            default_node_timeout(self._core.ttl)
-            if node_timeout is None
-            else check_timeout(node_timeout, "node_timeout")
-        )
+        self.node_timeout: float = node_timeout_for(self._core.ttl, node_timeout)
         self.timeout = check_timeout(timeout)
         self.auto_renew = bool(auto_renew)
         self.on_lost = on_lost
@@ -173,11 +169,22 @@ class Redlock:
             fence = max(fences)
             ok = fences.count(fence) >= core.quorum or await self._write_back(fence)
             if ok and core.validity_after(t0, _now()) > 0:
-                return Hold(token, fence, t0 + core.ttl - core.drift, core.ttl)
-        # Undo the round everywhere; wait only for masters that answered it.
-        answered = [t is not None and t.done() for t in tasks]
+                hold = Hold(token, fence, t0 + core.ttl - core.drift, core.ttl)
+                hold.pending = [t for t in tasks if t is not None and not t.done()]
+                return hold
+        # Undo the round on every master that may hold it. A late master gets its release only
+        # after its acquire command finished: sent sooner, on another connection, the release
+        # could run first and leave the key behind.
         release = core.release_plan(Hold(token, 0, 0.0, core.ttl), "-")
-        await fanout(self._clients, [release] * core.n, self.node_timeout, wait=answered)
+        now: list[Plan | None] = [None] * core.n
+        for i, task in enumerate(tasks):
+            if task is None:
+                continue
+            if not task.done():
+                later(task, self._clients[i], release)
+            elif not core.refused(task.result()):
+                now[i] = release
+        await fanout(self._clients, now, self.node_timeout)
         return None
 
     async def _write_back(self, fence: int) -> bool:
@@ -191,6 +198,12 @@ class Redlock:
         return core.count_ok(replies, fence) >= core.quorum
 
     # -- release / extend ----------------------------------------------------------------------
+    async def _settle(self, hold: Hold) -> None:
+        """Let acquire commands still in flight land before following them up."""
+        if hold.pending:
+            await asyncio.wait(hold.pending, timeout=self.node_timeout)
+            hold.pending = None
+
     async def release(self) -> None:
         """Release the calling task's lock on every master.
 
@@ -206,6 +219,7 @@ class Redlock:
         core = self._core
         guard = hold.guard if hold.guard is not None else contextlib.nullcontext()
         async with guard:
+            await self._settle(hold)
             valid = hold.validity(_now()) > 0
             plan = core.release_plan(hold, _wait_async.origin_of(self._clients, core.key))
             replies, _ = await fanout(self._clients, [plan] * core.n, self.node_timeout)
@@ -235,6 +249,7 @@ class Redlock:
         async with hold.guard:
             if hold.count <= 0:
                 return False
+            await self._settle(hold)
             t0 = _now()
             if hold.validity(t0) <= 0:
                 hold.lost = True

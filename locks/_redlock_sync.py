@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from locks import _renew_sync, _wait_sync
-from locks._core import Hold, RedlockCore, check_timeout, default_node_timeout, new_token
+from locks._core import Hold, RedlockCore, check_timeout, new_token, node_timeout_for
 from locks._fanout_sync import fanout, master_for
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
@@ -58,11 +58,7 @@ class Redlock:
             retry_count=retry_count,
             drift_factor=drift_factor,
         )
-        self.node_timeout = (
-            default_node_timeout(self._core.ttl)
-            if node_timeout is None
-            else check_timeout(node_timeout, "node_timeout")
-        )
+        self.node_timeout: float = node_timeout_for(self._core.ttl, node_timeout)
         self._masters = [master_for(c, self.node_timeout) for c in self._clients]
         self.timeout = check_timeout(timeout)
         self.auto_renew = bool(auto_renew)

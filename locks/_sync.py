@@ -113,14 +113,19 @@ class RedisLock:
         if not _wait_sync.has_waiters(self._clients, self._core.key) and self._try()[0]:
             return True
         queue, me = _wait_sync.join(self._clients, self._core.key)
+        held = False
         try:
             pttl = 0.0
             while True:
                 if queue.is_head(me):
-                    me.clear()
-                    held, pttl = self._try()
-                    if held:
-                        return True
+                    hint = _wait_sync.take_hint(queue, me)
+                    if hint is not None:
+                        pttl = hint  # a thread of ours just took it: wait for its release
+                    else:
+                        me.clear()
+                        held, pttl = self._try()
+                        if held:
+                            return True
                 remaining = None if deadline is None else deadline - _now()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -129,7 +134,7 @@ class RedisLock:
                 else:
                     me.wait(remaining)
         finally:
-            _wait_sync.leave(self._clients, queue, me)
+            _wait_sync.leave(self._clients, queue, me, self._core.ttl if held else None)
 
     def _try(self) -> tuple[bool, float]:
         old = self._hold

@@ -14,9 +14,21 @@ import weakref
 from collections import deque
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from locks._core import CHANNEL
 
-__all__ = ["has_waiters", "join", "leave", "notifier_for", "origin_of", "wake_local"]
+__all__ = [
+    "close_notifiers",
+    "has_waiters",
+    "join",
+    "leave",
+    "notifier_for",
+    "origin_of",
+    "wake_local",
+]
 
 
 class WaiterQueue:
@@ -78,16 +90,22 @@ def leave(clients: list[Any], queue: WaiterQueue, waiter: asyncio.Event) -> None
 
 
 def has_waiters(clients: list[Any], key: str) -> bool:
+    if not _QUEUES:
+        return False
     queue = _QUEUES.get(_scope(clients, key))
     return queue is not None and bool(queue.waiters)
 
 
 def origin_of(clients: list[Any], key: str) -> str:
+    if not _QUEUES:
+        return "-"
     queue = _QUEUES.get(_scope(clients, key))
     return queue.origin if queue is not None else "-"
 
 
 def wake_local(clients: list[Any], key: str) -> None:
+    if not _QUEUES:
+        return
     queue = _QUEUES.get(_scope(clients, key))
     if queue is not None and queue.waiters:
         queue.waiters[0].set()
@@ -99,16 +117,27 @@ class Notifier:
     def __init__(self, client: Any) -> None:
         self.queues: dict[str, list[WaiterQueue]] = {}
         self._client = weakref.ref(client)
-        self._pubsub = client.pubsub()
+        # Our own pool with client retries off: reconnection is this task's (cancellable)
+        # backoff loop, not redis-py's, which can sleep for seconds inside get_message.
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        kwargs["retry"] = Retry(NoBackoff(), 0)
+        self._pool = type(pool)(connection_class=pool.connection_class, **kwargs)
+        self._pubsub = Redis(connection_pool=self._pool).pubsub()
         self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
 
-    async def start(self) -> None:
-        await self._subscribe()
+    def start(self) -> None:
+        # The task subscribes by itself, so a caller cancelled meanwhile cannot leave a
+        # half-made subscription behind; callers wait for `ready` under a shield.
         self.task = asyncio.get_running_loop().create_task(self._run(), name="locks-notifier")
 
     async def _subscribe(self) -> None:
         await self._pubsub.subscribe(CHANNEL)
+        me = asyncio.current_task()
         for _ in range(100):  # the confirmation: a release published after it reaches us
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             msg = await self._pubsub.get_message(timeout=0.05)
             if msg is not None and msg["type"] == "subscribe":
                 return
@@ -117,6 +146,9 @@ class Notifier:
         backoff = 0.05
         me = asyncio.current_task()
         try:
+            with contextlib.suppress(Exception):
+                await self._subscribe()
+            self.ready.set()
             # redis-py can swallow a CancelledError inside get_message (redis/redis-py#2028):
             # the task's pending-cancel count still tells that the loop is shutting us down.
             while self._client() is not None and not (me is not None and me.cancelling()):
@@ -136,8 +168,14 @@ class Notifier:
                 if msg is not None and msg.get("type") == "message":
                     self._dispatch(msg["data"])
         finally:
+            self.ready.set()  # never leave a caller waiting on a listener that is gone
+            conn = self._pubsub.connection
             with contextlib.suppress(BaseException):
+                if conn is not None:
+                    await conn.disconnect()  # waits for the socket to close
                 await self._pubsub.aclose()
+            with contextlib.suppress(BaseException):
+                await self._pool.disconnect()
 
     def _dispatch(self, data: bytes | str) -> None:
         if isinstance(data, bytes):
@@ -165,9 +203,23 @@ async def notifier_for(client: Any) -> Notifier:
     loop = asyncio.get_running_loop()
     by_loop = _NOTIFIERS.setdefault(client, {})
     notifier = by_loop.get(id(loop))
-    if notifier is not None and notifier.task is not None and not notifier.task.done():
-        return notifier
-    notifier = Notifier(client)
-    by_loop[id(loop)] = notifier
-    await notifier.start()
+    if notifier is None or notifier.task is None or notifier.task.done():
+        notifier = Notifier(client)
+        by_loop[id(loop)] = notifier
+        notifier.start()
+    if not notifier.ready.is_set():
+        await asyncio.shield(notifier.ready.wait())
     return notifier
+
+
+async def close_notifiers() -> None:
+    """Stop the running loop's listener tasks and close their connections (tests, shutdown)."""
+    loop_id = id(asyncio.get_running_loop())
+    tasks = []
+    for by_loop in list(_NOTIFIERS.values()):
+        notifier = by_loop.pop(loop_id, None)
+        if notifier is not None and notifier.task is not None and not notifier.task.done():
+            notifier.task.cancel()
+            tasks.append(notifier.task)
+    if tasks:
+        await asyncio.wait(tasks, timeout=2)

@@ -25,14 +25,22 @@ from locks._core import CHANNEL
 
 __all__ = [
     "Notifier",
+    "Waiter",
     "WaiterQueue",
     "has_waiters",
     "join",
     "leave",
     "notifier_for",
     "origin_of",
+    "take_hint",
     "wake_local",
 ]
+
+
+class Waiter(threading.Event):
+    """One blocked thread; ``hint`` tells a new head that a thread of ours just took the lock."""
+
+    hint: tuple[float, int] | None = None
 
 
 class WaiterQueue:
@@ -42,13 +50,15 @@ class WaiterQueue:
         self.key = key
         self.origin = os.urandom(6).hex()
         self.notifiers = notifiers
-        self.waiters: deque[threading.Event] = deque()
+        self.waiters: deque[Waiter] = deque()
         self.last_release = ""
+        self.wakes = 0  # releases signalled so far: tells a stale hint from a fresh one
 
     def wake(self) -> None:
-        with _MUTEX:
-            if self.waiters:
-                self.waiters[0].set()
+        """Wake the head after a release (call with _MUTEX held)."""
+        self.wakes += 1
+        if self.waiters:
+            self.waiters[0].set()
 
     def is_head(self, waiter: threading.Event) -> bool:
         with _MUTEX:
@@ -59,14 +69,14 @@ _MUTEX = threading.Lock()
 _QUEUES: dict[tuple[tuple[int, ...], str], WaiterQueue] = {}
 
 
-def join(clients: list[Any], key: str) -> tuple[WaiterQueue, threading.Event]:
+def join(clients: list[Any], key: str) -> tuple[WaiterQueue, Waiter]:
     """Queue the calling thread behind the other local waiters of ``key``.
 
     :returns: the queue and this waiter's event, already set when it is the head.
     """
     notifiers = [notifier_for(c) for c in clients]  # subscribed before the caller's next try
     scope = (tuple(id(c) for c in clients), key)
-    waiter = threading.Event()
+    waiter = Waiter()
     with _MUTEX:
         queue = _QUEUES.get(scope)
         if queue is None:
@@ -79,15 +89,23 @@ def join(clients: list[Any], key: str) -> tuple[WaiterQueue, threading.Event]:
     return queue, waiter
 
 
-def leave(clients: list[Any], queue: WaiterQueue, waiter: threading.Event) -> None:
-    """Leave the queue; a departing head passes its turn to the next waiter."""
+def leave(
+    clients: list[Any], queue: WaiterQueue, waiter: Waiter, taken_ttl: float | None = None
+) -> None:
+    """Leave the queue; a departing head passes its turn to the next waiter.
+
+    :param taken_ttl: the ttl of the lock the departing head has just taken. The next head then
+        waits for its release (woken locally) instead of spending a round trip on a sure loss.
+    """
     with _MUTEX:
         was_head = bool(queue.waiters) and queue.waiters[0] is waiter
         with contextlib.suppress(ValueError):
             queue.waiters.remove(waiter)
         if queue.waiters:
             if was_head:
-                queue.waiters[0].set()
+                head = queue.waiters[0]
+                head.hint = None if taken_ttl is None else (taken_ttl, queue.wakes)
+                head.set()
             return
         scope = (tuple(id(c) for c in clients), queue.key)
         if _QUEUES.get(scope) is queue:
@@ -100,17 +118,29 @@ def leave(clients: list[Any], queue: WaiterQueue, waiter: threading.Event) -> No
                     del n.queues[queue.key]
 
 
+def take_hint(queue: WaiterQueue, waiter: Waiter) -> float | None:
+    """For a new head: the ttl to wait when a local thread holds the lock and has not released
+    it since (else None: try now). Clears the waiter's event atomically with the check."""
+    with _MUTEX:
+        hint, waiter.hint = waiter.hint, None
+        if hint is not None and hint[1] == queue.wakes:
+            waiter.clear()
+            return hint[0]
+        return None
+
+
 def wake_local(clients: list[Any], key: str) -> str:
     """Wake the local head waiting on ``key`` after a release made here.
 
     :returns: the origin tag to publish, so the listener skips the echo of this release.
     """
+    if not _QUEUES:  # nobody waits anywhere in this process: the common, uncontended case
+        return "-"
     with _MUTEX:
         queue = _QUEUES.get((tuple(id(c) for c in clients), key))
         if queue is None:
             return "-"
-        if queue.waiters:
-            queue.waiters[0].set()
+        queue.wake()
         return queue.origin
 
 
@@ -164,15 +194,13 @@ class Notifier:
             for queue in self.queues.get(key, ()):
                 if queue.origin != origin and queue.last_release != release:
                     queue.last_release = release
-                    if queue.waiters:
-                        queue.waiters[0].set()
+                    queue.wake()
 
     def _wake_all(self) -> None:
         with _MUTEX:
             for queues in self.queues.values():
                 for queue in queues:
-                    if queue.waiters:
-                        queue.waiters[0].set()
+                    queue.wake()
 
 
 _NOTIFIERS: weakref.WeakKeyDictionary[Any, Notifier] = weakref.WeakKeyDictionary()
@@ -195,11 +223,15 @@ def notifier_for(client: Any) -> Notifier:
 
 def has_waiters(clients: list[Any], key: str) -> bool:
     """True when threads of this process already queue for ``key`` (newcomers queue behind)."""
+    if not _QUEUES:
+        return False
     queue = _QUEUES.get((tuple(id(c) for c in clients), key))
     return queue is not None and bool(queue.waiters)
 
 
 def origin_of(clients: list[Any], key: str) -> str:
     """The origin tag a release of ``key`` made here publishes."""
+    if not _QUEUES:
+        return "-"
     queue = _QUEUES.get((tuple(id(c) for c in clients), key))
     return queue.origin if queue is not None else "-"

@@ -28,7 +28,8 @@ cdef class Handle:
 cdef class TimingWheel:
     cdef long long _tick, _size, _base, _now, _clk, _seq, _maxl, _mod, _od
     cdef Py_ssize_t _count, _levels, _scap, _snext, _free, _pcap, _pnext, _pfree, _hlen
-    cdef long long[::1] _lt, _lcur
+    cdef long long[::1] _lt, _lsh, _lcur
+    cdef bint _pow2
     cdef long long[::1] _bhead, _btail, _bfill, _blive, _bkey, _bhk, _bmin
     cdef long long[::1] _rec, _pool, _heap, _scr
     cdef object _rec_arr, _pool_arr, _heap_arr
@@ -47,7 +48,8 @@ cdef class TimingWheel:
     @cython.locals(s=Py_ssize_t, h=Handle)
     cdef Handle _add(self, long long d, object payload)
     @cython.locals(d="long long", t="long long", key="long long", lvl=Py_ssize_t,
-                   idx=Py_ssize_t, b=Py_ssize_t)
+                   idx=Py_ssize_t, b=Py_ssize_t, sh="long long", q="long long",
+                   start="long long")
     cdef int _place(self, Py_ssize_t s, long long lo) except -1
     cdef int _append(self, Py_ssize_t b, Py_ssize_t s, long long d) except -1
     @cython.locals(fill="long long", c="long long", n="long long", g="long long")
@@ -67,7 +69,7 @@ cdef class TimingWheel:
     cdef int _fire(self, Py_ssize_t b, long long now, list out) except -1
     @cython.locals(i=Py_ssize_t, s=Py_ssize_t)
     cdef int _sort_scratch(self, Py_ssize_t m) except -1
-    @cython.locals(lvl=Py_ssize_t, tk="long long")
+    @cython.locals(lvl=Py_ssize_t, tk="long long", sh="long long")
     cdef void _set_clock(self, long long t) noexcept
     @cython.locals(n=Py_ssize_t, c="long long", tail="long long", base="long long",
                    cnt="long long", j="long long", e="long long", s="long long",

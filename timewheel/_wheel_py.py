@@ -166,6 +166,7 @@ class TimingWheel:
         "_hlen",
         "_lcur",
         "_levels",
+        "_lsh",
         "_lt",
         "_maxl",
         "_mod",
@@ -176,6 +177,7 @@ class TimingWheel:
         "_pnext",
         "_pool",
         "_pool_arr",
+        "_pow2",
         "_rec",
         "_rec_arr",
         "_scap",
@@ -213,6 +215,8 @@ class TimingWheel:
         self._maxl = len(ticks)
         self._mod = self._maxl * size  # heap item = key * _mod + bucket rank
         self._lt = array("q", ticks)
+        self._pow2 = tick & (tick - 1) == 0 and size & (size - 1) == 0
+        self._lsh = array("q", [t.bit_length() - 1 for t in ticks])
         self._lcur = _zeros("q", self._maxl)
         self._levels = 1
         nb = self._maxl * size + 1
@@ -357,10 +361,18 @@ class TimingWheel:
             if lvl == self._levels:
                 self._add_level()
             t = self._lt[lvl]
-        idx = (d // t) % self._size
+        if self._pow2:  # shifts and masks instead of two 64-bit divisions
+            sh = self._lsh[lvl]
+            q = d >> sh
+            idx = q & (self._size - 1)
+            start = q << sh
+        else:
+            q = d // t
+            idx = q % self._size
+            start = q * t
         b = lvl * self._size + idx
         if self._blive[b] == 0:
-            key = (d // t) * t
+            key = start
             if key < lo:  # only the current level-0 bucket starts in the past
                 key = lo
             self._bkey[b] = key
@@ -501,8 +513,12 @@ class TimingWheel:
     def _set_clock(self, t):
         self._clk = t
         for lvl in range(self._levels):
-            tk = self._lt[lvl]
-            self._lcur[lvl] = (t // tk) * tk
+            if self._pow2:
+                sh = self._lsh[lvl]
+                self._lcur[lvl] = (t >> sh) << sh
+            else:
+                tk = self._lt[lvl]
+                self._lcur[lvl] = (t // tk) * tk
 
     def _collect(self, b):
         """Copy bucket ``b``'s live slots (in filing order) to the scratch array and empty it."""

@@ -79,8 +79,12 @@ class DelayQueue:
         self._store: SqliteStore | None = None
         self._loaded_until = 1 << 62  # in memory: everything is "loaded"
         self._seq = 1
+        # Ids are "<seq in hex>-<tail>": unique within the queue, and the random tail (kept in
+        # the store) keeps them from repeating across queues.
+        self._id_tail = f"{random.getrandbits(32):08x}"
         if path is not None:
             self._store = SqliteStore(path, fsync)
+            self._id_tail = self._store.id_tail
             self._seq = self._store.next_seq()
             self._load_initial()
 
@@ -107,29 +111,28 @@ class DelayQueue:
         for p in payloads:
             if not isinstance(p, bytes | bytearray | memoryview):
                 raise TypeError(f"payload must be bytes, got {type(p).__name__}")
-            items.append(bytes(p))
+            items.append(p if type(p) is bytes else bytes(p))
+        tail = "-" + self._id_tail
         with self._cond:
             self._check_open()
             first = self._seq
             self._seq += len(items)
-            recs = [
-                TaskRecord(_new_id(first + i), first + i, deadline, 0, p)
-                for i, p in enumerate(items)
-            ]
+            ids = [f"{first + i:x}{tail}" for i in range(len(items))]
             if self._store is not None:
-                self._putting.update(r.id for r in recs)
+                self._putting.update(ids)
         if self._store is not None:
+            rows = [(first + i, deadline, 0, p) for i, p in enumerate(items)]
             try:
-                self._store.insert((r.row() for r in recs), wait=True)
+                self._store.insert(rows, wait=True)
             finally:
                 with self._cond:
-                    self._putting.difference_update(r.id for r in recs)
+                    self._putting.difference_update(ids)
         with self._cond:
             if deadline < self._loaded_until:
-                for r in recs:
-                    self._hold(r)
+                for i, p in enumerate(items):
+                    self._hold(TaskRecord(ids[i], first + i, deadline, 0, p))
                 self._wake(deadline)
-        return [r.id for r in recs]
+        return ids
 
     async def aput(self, payload: bytes, delay: float = 0.0, at: float | None = None) -> str:
         """:meth:`put` without blocking the event loop on the store's fsync."""
@@ -156,10 +159,10 @@ class DelayQueue:
                 del self._tasks[task_id]
         if self._store is None:
             return rec is not None
-        seq = rec.seq if rec is not None else _seq_of(task_id)
+        seq = rec.seq if rec is not None else self._seq_of(task_id)
         if seq is None:
             return False
-        return self._store.delete_id(task_id, seq, wait=True) or rec is not None
+        return self._store.delete(seq, wait=True) or rec is not None
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -301,6 +304,16 @@ class DelayQueue:
             return int(at * 1000)
         return self._now_ms() + max(0, round(delay * 1000))
 
+    def _seq_of(self, task_id: str) -> int | None:
+        """The row of an id of this store ("<seq in hex>-<id tail>"), or None."""
+        head, sep, tail = task_id.partition("-")
+        if not sep or tail != self._id_tail:
+            return None
+        try:
+            return int(head, 16)
+        except ValueError:
+            return None
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("DelayQueue is closed")
@@ -366,7 +379,7 @@ class DelayQueue:
         now = self._now_ms()
         self._loaded_until = now + self._horizon_ms
         for row in self._store.load(None, self._loaded_until):
-            self._hold(TaskRecord.from_row(row))
+            self._hold(TaskRecord.from_row(row, self._id_tail))
         self._wheel.schedule_at(now + self._horizon_ms // 2, (_HORIZON, None))
 
     def _load_window(self, now: int) -> None:
@@ -374,8 +387,9 @@ class DelayQueue:
         hi = now + self._horizon_ms
         rows: list[Row] = self._store.load(self._loaded_until, hi)
         for row in rows:
-            if row[1] not in self._putting:
-                self._hold(TaskRecord.from_row(row))
+            rec = TaskRecord.from_row(row, self._id_tail)
+            if rec.id not in self._putting:
+                self._hold(rec)
         self._loaded_until = hi
         self._wheel.schedule_at(now + self._horizon_ms // 2, (_HORIZON, None))
 
@@ -383,17 +397,3 @@ class DelayQueue:
 def _set_done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-def _new_id(seq: int) -> str:
-    # The sequence number makes ids unique within a store; the random tail keeps ids from
-    # repeating across stores and after a store is recreated.
-    return f"{seq:x}-{random.getrandbits(32):08x}"
-
-
-def _seq_of(task_id: str) -> int | None:
-    head, sep, _ = task_id.partition("-")
-    try:
-        return int(head, 16) if sep else None
-    except ValueError:
-        return None

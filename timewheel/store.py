@@ -7,17 +7,20 @@ callers return at once and the writer commits at least every 100 ms; ``"never"``
 for the commit, which is not fsynced (the OS writes it back when it likes).
 
 Table ``tasks``: ``seq`` (the integer primary key, also the tie-break between equal deadlines),
-``id`` (the string users see), ``deadline_ms`` (epoch ms), ``attempts`` (deliveries so far) and
-``payload``. A task is deleted when acked or cancelled; nothing else needs to be stored, since
-on restart every remaining task whose deadline has passed is due at once.
+``deadline_ms`` (epoch ms), ``attempts`` (deliveries so far) and ``payload``. The id users see
+is ``<seq in hex>-<id_tail>``, where ``id_tail`` is a random word stored once per store, so ids
+never repeat across stores. A task is deleted when acked or cancelled; nothing else needs to
+be stored, since on restart every remaining task whose deadline has passed is due at once.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +29,11 @@ __all__ = ["FSYNC_MODES", "SqliteStore", "StoreError"]
 FSYNC_MODES = ("always", "batch", "never")
 STORE_FILE = "delayqueue.sqlite3"
 BATCH_INTERVAL = 0.1  # seconds: "batch" commits (and so flushes) at least this often
+GATHER_S = 0.001  # "always"/"never": most a commit waits for concurrent producers to join it
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
     deadline_ms INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     payload BLOB NOT NULL
@@ -40,7 +43,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _FORMAT = "timewheel.delayqueue/1"
 
-Row = tuple[int, str, int, int, bytes]  # seq, id, deadline_ms, attempts, payload
+Row = tuple[int, int, int, bytes]  # seq, deadline_ms, attempts, payload
 
 
 class StoreError(RuntimeError):
@@ -104,6 +107,11 @@ class SqliteStore:
                 conn.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
             elif row[0] != _FORMAT:
                 raise StoreError(f"{self.path}: not a {_FORMAT} store (format {row[0]!r})")
+            row = conn.execute("SELECT value FROM meta WHERE key='id_tail'").fetchone()
+            if row is None:
+                row = (f"{random.getrandbits(32):08x}",)
+                conn.execute("INSERT INTO meta VALUES ('id_tail', ?)", row)
+            self.id_tail: str = row[0]
             return conn
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: damaged or not a delay-queue store: {exc}") from exc
@@ -118,11 +126,11 @@ class SqliteStore:
     def load(self, lo_ms: int | None, hi_ms: int) -> list[Row]:
         """Tasks with ``lo_ms <= deadline_ms < hi_ms`` (no lower bound if None), in order."""
         if lo_ms is None:
-            sql = "SELECT seq, id, deadline_ms, attempts, payload FROM tasks WHERE deadline_ms < ?"
+            sql = "SELECT seq, deadline_ms, attempts, payload FROM tasks WHERE deadline_ms < ?"
             args: tuple[int, ...] = (hi_ms,)
         else:
             sql = (
-                "SELECT seq, id, deadline_ms, attempts, payload FROM tasks"
+                "SELECT seq, deadline_ms, attempts, payload FROM tasks"
                 " WHERE deadline_ms >= ? AND deadline_ms < ?"
             )
             args = (lo_ms, hi_ms)
@@ -137,16 +145,12 @@ class SqliteStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def insert(self, rows: Iterable[Row], wait: bool) -> None:
-        sql = "INSERT INTO tasks (seq, id, deadline_ms, attempts, payload) VALUES (?,?,?,?,?)"
-        self.submit(_many(sql, list(rows)), wait=wait)
+    def insert(self, rows: list[Row], wait: bool) -> None:
+        sql = "INSERT INTO tasks (seq, deadline_ms, attempts, payload) VALUES (?,?,?,?)"
+        self.submit(_many(sql, rows), wait=wait)
 
     def delete(self, seq: int, wait: bool) -> bool:
         return bool(self.submit(_one("DELETE FROM tasks WHERE seq=?", (seq,)), wait=wait))
-
-    def delete_id(self, task_id: str, seq: int, wait: bool) -> bool:
-        sql = "DELETE FROM tasks WHERE seq=? AND id=?"
-        return bool(self.submit(_one(sql, (seq, task_id)), wait=wait))
 
     def update(self, seq: int, deadline_ms: int, attempts: int, wait: bool) -> None:
         sql = "UPDATE tasks SET deadline_ms=?, attempts=? WHERE seq=?"
@@ -187,6 +191,7 @@ class SqliteStore:
         self._conn.close()
 
     def _writer(self) -> None:
+        target = 1  # how many writers the last commits served: wait for about that many
         while True:
             with self._cv:
                 while not self._batch.ops and not self._closed:
@@ -194,9 +199,20 @@ class SqliteStore:
                 if self.fsync == "batch" and not self._closed:
                     # Let a batch gather for a while, but never hold a write past the interval.
                     self._cv.wait(BATCH_INTERVAL / 2)
+                elif target > 1:
+                    # Concurrent producers: the ones released by the last commit are about to
+                    # submit again. Give them a moment (PostgreSQL's commit_delay idea), so one
+                    # fsync serves them all instead of every other one.
+                    end = time.monotonic() + GATHER_S
+                    while len(self._batch.ops) < target and not self._closed:
+                        left = end - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._cv.wait(left)
                 batch, self._batch = self._batch, _Batch()
                 closing = self._closed
             if batch.ops:
+                target = max(1, len(batch.ops), (target * 7) // 8)
                 self._commit(batch)
             if closing and not batch.ops:
                 return

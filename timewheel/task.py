@@ -28,12 +28,9 @@ class TaskRecord:
         self.lease: Any = None  # the wheel timer of its ack deadline, while in flight
 
     @classmethod
-    def from_row(cls, row: tuple[int, str, int, int, bytes]) -> TaskRecord:
-        seq, task_id, deadline_ms, attempts, payload = row
-        return cls(task_id, seq, deadline_ms, attempts, payload)
-
-    def row(self) -> tuple[int, str, int, int, bytes]:
-        return (self.seq, self.id, self.deadline_ms, self.attempts, self.payload)
+    def from_row(cls, row: tuple[int, int, int, bytes], id_tail: str) -> TaskRecord:
+        seq, deadline_ms, attempts, payload = row
+        return cls(f"{seq:x}-{id_tail}", seq, deadline_ms, attempts, payload)
 
 
 class Task:

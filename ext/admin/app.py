@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ext.admin.dashboard import dashboard, upstreams_handler
+
 if TYPE_CHECKING:
     from ext.sidecar.service import Sidecar
 
@@ -137,6 +139,8 @@ def make_app(sidecar: Sidecar) -> web.Application:
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/rules", get_rules)
     app.router.add_put("/api/rules", put_rules)
+    app.router.add_get("/dashboard", dashboard)
+    app.router.add_get("/api/upstreams", upstreams_handler(lambda r: r.app[_SIDECAR]))
     return app
 
 

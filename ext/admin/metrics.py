@@ -144,7 +144,40 @@ class Recorder:
         for name, kind, text, value in extra:
             family(name, kind, text)
             out.append(f"{name} {value:g}")
+        out.extend(_cluster_lines())
         return "\n".join(out) + "\n"
+
+
+def _cluster_lines() -> list[str]:
+    """Cluster flow rules of this process: state, live instances and transition counters."""
+    from guard.flow.cluster import cluster_metrics
+
+    rules = cluster_metrics()
+    if not rules:
+        return []
+    out = [
+        "# HELP guard_cluster_fallback 1 while a cluster rule enforces locally (Redis down).",
+        "# TYPE guard_cluster_fallback gauge",
+    ]
+    for r in rules:
+        labels = f'resource="{_esc(r.resource)}",rule="{_esc(r.rule_id)}"'
+        out.append(f"guard_cluster_fallback{{{labels}}} {int(r.state == 'fallback')}")
+    out += [
+        "# HELP guard_cluster_transitions_total Switches to local fallback and back.",
+        "# TYPE guard_cluster_transitions_total counter",
+    ]
+    for r in rules:
+        labels = f'resource="{_esc(r.resource)}",rule="{_esc(r.rule_id)}"'
+        out.append(f'guard_cluster_transitions_total{{{labels},to="local"}} {r.fallback_total}')
+        out.append(f'guard_cluster_transitions_total{{{labels},to="cluster"}} {r.recovery_total}')
+    out += [
+        "# HELP guard_cluster_live_instances Processes sharing the rule (heartbeats).",
+        "# TYPE guard_cluster_live_instances gauge",
+    ]
+    for r in rules:
+        labels = f'resource="{_esc(r.resource)}",rule="{_esc(r.rule_id)}"'
+        out.append(f"guard_cluster_live_instances{{{labels}}} {r.live_instances}")
+    return out
 
 
 def _esc(value: str) -> str:

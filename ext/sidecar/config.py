@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from ext.sidecar.health import OutlierPolicy, parse_outlier
+
 __all__ = [
     "LB_POLICIES",
     "Param",
@@ -76,6 +78,7 @@ class SidecarConfig:
     client_header_timeout_ms: int = 10000
     keepalive_timeout_ms: int = 75000
     rules_redis: Mapping[str, Any] | None = None
+    outlier: OutlierPolicy = dataclasses.field(default_factory=OutlierPolicy)
 
 
 def parse_address(text: Any) -> tuple[str, int]:
@@ -273,6 +276,8 @@ def parse_sidecar(raw: Any, where: str = "sidecar") -> tuple[SidecarConfig | Non
             c.fail(f"{where}.rules_redis", "must be a mapping {url, key}")
         else:
             values["rules_redis"] = dict(redis_source)
+    values["outlier"], outlier_errors = parse_outlier(raw.get("outlier"), f"{where}.outlier")
+    c.errors.extend(outlier_errors)
     if c.errors:
         return None, c.errors
     return SidecarConfig(**values), []

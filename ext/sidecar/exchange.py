@@ -179,7 +179,9 @@ class Exchange:
         if proxy.origin_header is not None:
             origin = self.header(proxy.origin_header) or ""
         try:
-            coro = proxy.guard.aenter(resource, origin=origin, args=args, inbound=True)
+            # entry(...).__aenter__() is what ``async with`` runs; stepping it by hand
+            # skips a coroutine frame of Guard.aenter on every request.
+            coro = proxy.guard.entry(resource, origin=origin, args=args, inbound=True).__aenter__()
             yielded = coro.send(None)
         except StopIteration as done:
             self._entered(done.value)
@@ -214,12 +216,13 @@ class Exchange:
             self._entered(task.result())
 
     def _blocked(self, err: BlockError) -> None:
-        self.client.proxy.metrics.blocked(self.resource, err.reason)
+        client = self.client
+        client.proxy.metrics.blocked(self.resource, err.reason)
         # A client that waits for "100 Continue" may or may not send its body now.
-        close = self._must_close() or (self.expect and not self.body_done)
+        close = not self.keep_alive or client.closing or (self.expect and not self.body_done)
         self.close_after = close
         self._answer(_blocked_bytes(err.reason, self.resource, err.retry_after, close))
-        self.client.exchange_done(self)
+        client.exchange_done(self)
 
     def _entered(self, entry: Any) -> None:
         self._entry = entry
@@ -255,12 +258,23 @@ class Exchange:
     # -- reaching the upstream ----------------------------------------------------------
     def _dispatch(self) -> None:
         proxy = self.client.proxy
-        self._upstream = upstream = proxy.balancer.pick()
+        balancer = proxy.balancer
+        self._upstream = upstream = balancer.pick(self._hash_key if balancer.needs_key else None)
         conn = proxy.pool.take_idle(upstream)
         if conn is not None:
             self._attach(conn)
         else:
             proxy.pool.connect(upstream, self._connected)
+
+    def _hash_key(self) -> str | None:
+        """The consistent-hash key: ``hash_key``'s header or query value, else the client."""
+        param = self.client.proxy.balancer.hash_key
+        if param is None or param.kind == "client_ip":
+            return self.client.peer_ip
+        if param.kind == "header":
+            return self.header(param.name)
+        query = self.target.partition(b"?")[2].decode("latin-1")
+        return dict(parse_qsl(query, keep_blank_values=True)).get(param.name)
 
     def _connected(self, conn: UpstreamConnection | None, error: Exception | None) -> None:
         proxy = self.client.proxy
@@ -345,32 +359,33 @@ class Exchange:
         return b"".join(parts)
 
     # -- upstream events ----------------------------------------------------------------
-    def response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+    def response_head(self, status: int, lines: list[bytes]) -> None:
+        """The upstream's head: ``lines`` are its raw ``name: value`` lines."""
         self._status = status
         self._io += 1
         length = None
         chunked = False
         conn_tokens = None
         out = [_STATUS_LINES.get(status) or _status_line(status)]
-        for name, value in headers:
+        for line in lines:
+            name, _, value = line.partition(b":")
             lname = name.lower()
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
                     chunked = True
-                elif lname == b"connection" and value.lower() not in _CONN_WORDS:
+                elif lname == b"connection" and value.strip().lower() not in _CONN_WORDS:
                     # "keep-alive"/"close" name nothing to drop; anything else is rare
                     conn_tokens = {t.strip().lower() for t in value.split(b",")} - _CONN_WORDS
                 continue
             if lname == b"content-length":
                 length = value
-            out += (name, b": ", value, b"\r\n")
-        if conn_tokens:  # rare: drop the fields the upstream named as hop-by-hop
-            out = [out[0]] + [
-                p
-                for n, v in headers
-                if n.lower() not in conn_tokens and n.lower() not in HOP_BY_HOP
-                for p in (n, b": ", v, b"\r\n")
-            ]
+            out += (line, b"\r\n")  # forwarded as received
+        if conn_tokens:  # rare: also drop the fields the upstream named as hop-by-hop
+            out = [out[0]]
+            for line in lines:
+                lname = line.partition(b":")[0].lower()
+                if lname not in conn_tokens and lname not in HOP_BY_HOP:
+                    out += (line, b"\r\n")
         no_body = self.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
         if not no_body and length is None:
             # chunked or read-until-close upstream body: re-frame for the client
@@ -480,11 +495,13 @@ class Exchange:
 
     def _answer(self, response: bytes) -> None:
         """Write a proxy-made response; the request body, if any, is read and dropped."""
+        client = self.client
         self.discard = True
-        self._buffer.clear()
-        self.client.resume_reading("buffer")
+        if self._buffer:
+            self._buffer.clear()
+            client.resume_reading("buffer")
         self.head_sent = True
-        self.client.write(response)
+        client.write(response)
 
     def _error(self, status: int, word: str, detail: str) -> None:
         close = self._must_close()
@@ -504,7 +521,8 @@ class Exchange:
         proxy = client.proxy
         proxy.active.discard(self)
         if self._started_on is not None:
-            self._release_balancer(isinstance(error, UpstreamError))
+            # 5xx answers count as failures for passive health, as connect errors do
+            self._release_balancer(isinstance(error, (UpstreamError, UpstreamStatusError)))
         entry = self._entry
         if entry is not None:
             traced = error is not None and not isinstance(error, ClientGoneError)

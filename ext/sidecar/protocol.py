@@ -246,12 +246,13 @@ class ClientConnection(asyncio.Protocol):
         if self.current is not ex:
             return
         self.current = None
-        if self.closed or self.transport.is_closing():
+        if self.closed:
             return
         if ex.close_after or not ex.keep_alive or self.closing:
             self.closing = True
-            self.flush()
-            self.transport.close()
+            if not self.transport.is_closing():  # not aborted
+                self.flush()
+                self.transport.close()
             return
         if self.pending:
             nxt = self.pending.popleft()
@@ -259,7 +260,8 @@ class ClientConnection(asyncio.Protocol):
                 self.resume_reading("pipeline")
             self._start(nxt)
             return
-        self.resume_reading("pipeline")
+        if self._pauses:
+            self.resume_reading("pipeline")
         if self._reading_ex is None:
             self._arm(self.proxy.keepalive_timeout)
 

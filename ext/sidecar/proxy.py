@@ -43,6 +43,7 @@ class Proxy:
             config.upstreams,
             hash_key=config.hash_key,
             slow_start_sec=config.slow_start_sec,
+            outlier=config.outlier,
         )
         self.apply(config)
 
@@ -58,17 +59,21 @@ class Proxy:
         self.max_body_bytes = config.max_body_bytes
         self.pool.pool_size = config.pool_size
         self.pool.connect_timeout = config.connect_timeout_ms / 1000
-        if (old.upstreams, old.lb, old.hash_key, old.slow_start_sec) != (
+        if (old.upstreams, old.lb, old.hash_key, old.slow_start_sec, old.outlier) != (
             config.upstreams,
             config.lb,
             config.hash_key,
             config.slow_start_sec,
+            config.outlier,
         ):
+            # previous=: instances that stay keep their state; new ones ramp up
             self.balancer = make_balancer(
                 config.lb,
                 config.upstreams,
                 hash_key=config.hash_key,
                 slow_start_sec=config.slow_start_sec,
+                outlier=config.outlier,
+                previous=self.balancer,
             )
             self.pool.retain(config.upstreams)
         self.config = config

@@ -15,6 +15,7 @@ __all__ = [
     "BLOCK_STATUS",
     "HOP_BY_HOP",
     "REASONS",
+    "blocked_parts",
     "blocked_response",
     "error_response",
     "simple_response",
@@ -61,20 +62,23 @@ def simple_response(
     return b"".join(head) + body
 
 
-def blocked_response(
-    reason: str, resource: str, retry_after: float | None, *, close: bool = False
-) -> bytes:
-    """The answer to a request the engine refused."""
+def blocked_parts(
+    reason: str, resource: str, retry_after: float | None
+) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
+    """Status, extra headers and JSON body of a refusal (shared with the middlewares)."""
     status = BLOCK_STATUS.get(reason, 503)
     body = json.dumps({"error": f"{reason}_blocked", "resource": resource}).encode()
     extra: tuple[tuple[bytes, bytes], ...] = ()
     if retry_after is not None:
-        extra = (
-            (
-                b"retry-after",
-                b"%d" % max(0, math.ceil(retry_after)),
-            ),
-        )
+        extra = ((b"retry-after", b"%d" % max(0, math.ceil(retry_after))),)
+    return status, extra, body
+
+
+def blocked_response(
+    reason: str, resource: str, retry_after: float | None, *, close: bool = False
+) -> bytes:
+    """The answer to a request the engine refused."""
+    status, extra, body = blocked_parts(reason, resource, retry_after)
     return simple_response(status, body, close=close, extra=extra)
 
 

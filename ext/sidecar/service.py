@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ext.admin.metrics import Recorder
+from ext.sidecar.balancer import POLICIES
 from ext.sidecar.configfile import LoadedConfig, file_digest, read_config, write_config
 from ext.sidecar.proxy import Proxy
 from guard import Guard, RuleError
@@ -25,6 +26,21 @@ from guard.rules import parse_config
 __all__ = ["PutResult", "Sidecar"]
 
 log = logging.getLogger("guard.sidecar")
+
+
+def _check_runnable(loaded: LoadedConfig) -> None:
+    """Problems that only running (not ``guard check``) cares about.
+
+    :raises RuleError: e.g. a load-balancing policy this build does not have.
+    """
+    assert loaded.sidecar is not None
+    if loaded.sidecar.lb not in POLICIES:
+        raise RuleError(
+            [
+                f"sidecar.lb: {loaded.sidecar.lb!r} is not available in this build; "
+                f"use one of {', '.join(POLICIES)}"
+            ]
+        )
 
 
 class PutResult:
@@ -47,6 +63,7 @@ class Sidecar:
         self.path = Path(path)
         self.loaded: LoadedConfig = read_config(self.path, require_sidecar=True)
         assert self.loaded.sidecar is not None
+        _check_runnable(self.loaded)
         self.guard = guard if guard is not None else Guard()
         self.guard.load_rules(self.loaded.rules)
         self.metrics = Recorder()
@@ -85,6 +102,13 @@ class Sidecar:
             return False
         if new.digest == self.loaded.digest:
             return True  # our own write-back, or a touch
+        try:
+            _check_runnable(new)
+        except RuleError as exc:
+            self.metrics.reload(False)
+            for problem in exc.errors:
+                log.error("%s: %s (keeping the last good rules)", self.path, problem)
+            return False
         old = self.loaded
         assert new.sidecar is not None and old.sidecar is not None
         for key in ("listen", "admin"):
@@ -149,6 +173,31 @@ class Sidecar:
         log.info("%s: rules replaced by PUT /api/rules, generation %d", self.path, self.generation)
         return PutResult(200, self.guard.rules.to_dict(), self.etag)
 
+    def _start_redis_rules(self) -> Any:
+        """Follow ``sidecar: rules_redis`` if configured: pushes replace the rules in force.
+
+        Whichever comes last wins: a push over Redis, or an edit of the file (re-read on
+        change). The pushes are not written back to the file.
+        """
+        cfg = self.loaded.sidecar
+        assert cfg is not None
+        if not cfg.rules_redis:
+            return None
+        from ext.sources.redis import RedisRuleSource
+
+        def counted(ok: bool, error: Any) -> None:
+            self.metrics.reload(ok)
+            if ok:
+                self.metrics.generation += 1
+
+        source = RedisRuleSource.from_url(
+            cfg.rules_redis["url"],
+            self.guard,
+            cfg.rules_redis.get("key", "guard:rules"),
+            on_result=counted,
+        )
+        return source.start()
+
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self, *, poll_interval: float | None = None) -> int:
         """Serve until SIGTERM/SIGINT, then drain; returns the exit code."""
@@ -162,6 +211,7 @@ class Sidecar:
         self.proxy = Proxy(self.guard, cfg, self.metrics, log)
         self.proxy_address = await self.proxy.start()
         runner, self.admin_address = await start_admin(self, *cfg.admin)
+        rules_source = self._start_redis_rules()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
@@ -188,6 +238,8 @@ class Sidecar:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        if rules_source is not None:
+            rules_source.stop()
         await runner.cleanup()
         log.info("stopped")
         return 0

@@ -30,6 +30,9 @@ class UpstreamError(Exception):
     """
 
 
+_MAX_HEAD = 256 * 1024  # a response head larger than this is refused (502)
+
+
 class UpstreamTimeoutError(UpstreamError, TimeoutError):
     """The upstream did not connect or answer in time (answered 504)."""
 
@@ -42,9 +45,10 @@ class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to an upstream."""
 
     __slots__ = (
-        "_headers",
+        "_collect",
         "_interim",
         "_parser",
+        "_raw",
         "closed",
         "exchange",
         "head_only",
@@ -63,7 +67,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = False
         self.head_only = False
         self._parser = httptools.HttpResponseParser(self)
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._raw = b""  # bytes of the response head being received
+        self._collect = True
         self._interim = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -76,6 +81,13 @@ class UpstreamConnection(asyncio.Protocol):
             # Bytes on an idle connection: the app is confused; never reuse it.
             self.close()
             return
+        if self._collect:
+            # Keep the raw head: its lines are split in one pass once the parser has
+            # accepted it, far cheaper than one on_header callback per field.
+            self._raw = self._raw + data if self._raw else data
+            if len(self._raw) > _MAX_HEAD:
+                self._fail(UpstreamError(f"response head from {self.upstream.url} too large"))
+                return
         client = exchange.client
         client.begin_batch()  # head and body parsed from this read leave in one write
         try:
@@ -107,22 +119,29 @@ class UpstreamConnection(asyncio.Protocol):
             self.exchange.client.resume_reading("upstream")
 
     # -- httptools callbacks ----------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-
     def on_headers_complete(self) -> None:
-        # Fewer callbacks per response is most of this side's cost, so there is no
-        # on_message_begin/on_status: headers are taken here, the reason phrase is the
-        # standard one for the status.
-        headers = self._headers
-        self._headers = []
+        # Callbacks are most of this side's cost, so there is no on_message_begin,
+        # on_status or on_header: the head's lines come from the raw bytes (llhttp has
+        # validated them: CRLF endings, no folding, no space before a colon), and the
+        # reason phrase is the standard one for the status.
+        raw = self._raw
+        if not raw.startswith(b"HTTP/"):
+            # Bytes the app sent after its previous response (in the same read) began
+            # this message: the head is not ours to trust.
+            raise UpstreamError("response does not start with a status line")
+        end = raw.find(b"\r\n\r\n")
+        lines = raw[:end].split(b"\r\n")
+        del lines[0]  # the status line
+        self._raw = raw[end + 4 :]  # after a 1xx, the next head may already be here
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue / 103 Early Hints: not forwarded
             return
+        self._collect = False
+        self._raw = b""
         exchange = self.exchange
         if exchange is not None:
-            exchange.response_head(status, headers)
+            exchange.response_head(status, lines)
         if self.head_only:
             raise _SkipBody
 
@@ -135,6 +154,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._interim:
             self._interim = False
             return
+        self._collect = True
         exchange = self.exchange
         if exchange is not None:
             self.exchange = None

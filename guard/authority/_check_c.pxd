@@ -1,6 +1,9 @@
-from guard._chain_c cimport Check, Entry, Verdict
+cimport cython
+
+from guard._chain_c cimport Check, Entry, block
 
 
+@cython.final
 cdef class OriginList:
     cdef public object rule
     cdef public frozenset origins
@@ -8,5 +11,6 @@ cdef class OriginList:
     cpdef bint admits(self, origin)
 
 
+@cython.final
 cdef class AuthorityCheck(Check):
     cdef public list lists

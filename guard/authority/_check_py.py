@@ -16,9 +16,9 @@ import cython
 from guard.errors import AuthorityBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, block
 else:
-    from guard.chain import Check, Entry, Verdict
+    from guard.chain import Check, Entry, block
 
 __all__ = ["AuthorityCheck", "OriginList"]
 
@@ -52,5 +52,5 @@ class AuthorityCheck(Check):
         for item in self.lists:
             rule: OriginList = item
             if not rule.admits(origin):
-                return Verdict(AuthorityBlocked(e.res.name, rule.rule, None), 0.0)
+                return block(AuthorityBlocked(e.res.name, rule.rule, None))
         return None

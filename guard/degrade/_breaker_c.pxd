@@ -1,6 +1,12 @@
-from guard._chain_c cimport Check, Entry, Verdict
+cimport cython
+
+from guard._chain_c cimport Check, Entry, block
+
+cdef int CLOSED, OPEN, HALF_OPEN, SLOW_RATIO, ERROR_RATIO, ERROR_COUNT
+cdef long long _NO_BUCKET
 
 
+@cython.final
 cdef class Breaker:
     cdef public object rule
     cdef public str resource
@@ -25,5 +31,6 @@ cdef class Breaker:
     cpdef retry_after(self, long long now)
 
 
+@cython.final
 cdef class DegradeCheck(Check):
     cdef public list breakers

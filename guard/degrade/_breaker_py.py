@@ -37,24 +37,16 @@ import cython
 from guard.errors import DegradeBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, block
 else:
-    from guard.chain import Check, Entry, Verdict
+    from guard.chain import Check, Entry, block
 
-__all__ = [
-    "CLOSED",
-    "ERROR_COUNT",
-    "ERROR_RATIO",
-    "HALF_OPEN",
-    "OPEN",
-    "SLOW_RATIO",
-    "STATE_NAMES",
-    "Breaker",
-    "DegradeCheck",
-]
+__all__ = ["STATE_NAMES", "Breaker", "DegradeCheck"]
 
 _log = logging.getLogger("guard.degrade")
 
+# States and kinds are C ints in the compiled twin (declared in the .pxd), so the hot
+# path compares machine integers rather than looking up module globals.
 CLOSED = 0
 OPEN = 1
 HALF_OPEN = 2
@@ -206,7 +198,7 @@ class DegradeCheck(Check):
                     e.data = probes
                 probes.append(b)
                 continue
-            return Verdict(DegradeBlocked(e.res.name, b.rule, b.retry_after(now)), 0.0)
+            return block(DegradeBlocked(e.res.name, b.rule, b.retry_after(now)))
         return None
 
     def on_block(self, e: Entry, error: Any) -> None:

@@ -19,6 +19,7 @@ __all__ = ["BreakerListener", "DegradeSlot", "make_breaker"]
 #: ``listener(resource, old_state, new_state, rule, value)``.
 BreakerListener = Callable[[str, str, str, Any, float | None], Any]
 
+# The breaker kinds of _breaker_py (SLOW_RATIO, ERROR_RATIO, ERROR_COUNT).
 _KINDS = {"slow_ratio": 0, "error_ratio": 1, "error_count": 2}
 
 
@@ -67,10 +68,10 @@ class DegradeSlot:
 
     def state(self, resource: str) -> str:
         """The worst state of ``resource``'s breakers: open, then half_open, then closed."""
-        states = {b.state for b in self._by_resource.get(resource, ())}
-        if _twin.OPEN in states:
+        states = {b.state_name for b in self._by_resource.get(resource, ())}
+        if "open" in states:
             return "open"
-        if _twin.HALF_OPEN in states:
+        if "half_open" in states:
             return "half_open"
         return "closed"
 

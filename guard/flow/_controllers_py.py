@@ -150,7 +150,7 @@ class WarmUpController(Controller):
 def _time_to_admit(node: StatNode, now: Any, allowed: float) -> float:
     """Seconds until enough passes leave the window for one more to fit under ``allowed``."""
     current: cython.longlong = node.second.sum(now, PASS)
-    amount: cython.longlong = int(math.ceil(current + 1 - allowed))
+    amount: cython.longlong = math.ceil(current + 1 - allowed)
     return node.second.time_to_free(now, PASS, amount) / 1000.0
 
 

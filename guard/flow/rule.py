@@ -95,6 +95,9 @@ class ClusterConfig:
     :param fallback_to_local: when Redis is unreachable or slower than ``timeout_ms``,
         enforce the rule locally instead of letting everything pass (default True).
     :param timeout_ms: integer milliseconds to wait for one Redis decision (> 0, default 50).
+    :param lease_ms: integer milliseconds a process may hold tokens leased from the shared
+        budget, deciding locally meanwhile (default 100); ``0`` is strict mode, one Redis
+        round trip per decision (exact at low rates). See ``docs/cluster.md``.
     :raises RuleError: naming each invalid field.
     """
 
@@ -103,6 +106,7 @@ class ClusterConfig:
     threshold: ClusterThreshold = ClusterThreshold.GLOBAL
     fallback_to_local: bool = True
     timeout_ms: int = 50
+    lease_ms: int = 100
 
     def __post_init__(self) -> None:
         c = FieldChecker(self)
@@ -113,6 +117,7 @@ class ClusterConfig:
         c.choice("threshold", ClusterThreshold)
         c.boolean("fallback_to_local")
         c.above("timeout_ms", c.number("timeout_ms", integer=True), 0)
+        c.at_least("lease_ms", c.number("lease_ms", integer=True), 0)
         c.done()
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ afresh (a new warm-up rule starts cold).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from guard.chain import SlotBuild
@@ -29,6 +30,10 @@ _STRATEGIES = {"direct": 0, "relate": 1, "chain": 2}
 
 def make_controller(rule: Any) -> Controller:
     """A fresh controller for ``rule`` (its control behaviour and grade)."""
+    if rule.cluster is not None:  # shared through Redis, local only in fallback
+        from guard.flow.cluster import make_cluster_controller
+
+        return make_cluster_controller(rule, _local_share)
     count = float(rule.count)
     if rule.grade == "concurrency":
         return DefaultController(count, True)
@@ -41,6 +46,11 @@ def make_controller(rule: Any) -> Controller:
             count, float(rule.warm_up_sec), int(rule.cold_factor), int(rule.max_queue_ms)
         )
     return DefaultController(count, False)
+
+
+def _local_share(rule: Any, count: float) -> Controller:
+    # A cluster rule enforced locally: the same rule with this process's share.
+    return make_controller(replace(rule, count=count, cluster=None))
 
 
 def _sort_key(rule: Any) -> int:
@@ -77,6 +87,9 @@ class FlowSlot:
                 controllers[key] = controller
                 states.append(self._state(rule, controller, named, engine))
             build.per_resource[resource] = FlowCheck(states)
+        for key, old in self._controllers.items():
+            if controllers.get(key) is not old and hasattr(old, "close"):
+                old.close()  # a cluster rule that is gone: release its lease
         self._controllers = controllers
         return build
 

@@ -31,15 +31,16 @@ import cython
 from guard.errors import ParamFlowBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Verdict
+    from cython.cimports.guard._chain_c import Check, Entry, block, wait
 else:
-    from guard.chain import Check, Entry, Verdict
+    from guard.chain import Check, Entry, block, wait
 
 __all__ = ["BASE_CAPACITY", "MAX_CAPACITY", "ParamFlowCheck", "ParamRuleState", "ValueBucket"]
 
 BLOCK = -1.0
 BASE_CAPACITY = 4000
 MAX_CAPACITY = 200_000
+_NO_KEY = object()
 
 
 class ValueBucket:
@@ -69,23 +70,34 @@ class ParamRuleState:
         self.has_items = bool(self.items)
         if capacity is None:
             capacity = min(BASE_CAPACITY * self.duration_sec, MAX_CAPACITY)
-        self.capacity = capacity
+        self.capacity = max(1, capacity)
         self.buckets: OrderedDict[Any, ValueBucket] = OrderedDict()
+        self.last_key: Any = _NO_KEY
+        self.last_bucket: Any = None
 
     def bucket(self, value: Any) -> Any:
         """``value``'s bucket, now the most recently used, or None."""
+        if value is self.last_key:
+            # Already the most recently used (last in the LRU): nothing to move. A hot
+            # value repeated call after call takes this path.
+            return self.last_bucket
         buckets = self.buckets
         b = buckets.get(value)
         if b is not None:
             buckets.move_to_end(value)
+            self.last_key = value
+            self.last_bucket = b
         return b
 
     def add(self, value: Any, rest, last) -> None:  # type: ignore[no-untyped-def]
         """A new bucket for ``value``, evicting the least recently used past capacity."""
         buckets = self.buckets
-        buckets[value] = ValueBucket(rest, last)
+        b = ValueBucket(rest, last)
+        buckets[value] = b
+        self.last_key = value
+        self.last_bucket = b
         if len(buckets) > self.capacity:
-            buckets.popitem(False)
+            buckets.popitem(False)  # never the value just added: capacity >= 1
 
     def pass_value(self, value: Any, acquire, now) -> float:  # type: ignore[no-untyped-def]
         """-1.0 refuses, 0.0 passes now, > 0 passes after waiting that many ms."""
@@ -133,10 +145,10 @@ class ParamRuleState:
         if expected <= now:
             vb.last = now
             return 0.0
-        wait: cython.longlong = expected - now
-        if wait < self.max_queue_ms:
+        delay: cython.longlong = expected - now
+        if delay < self.max_queue_ms:
             vb.last = expected
-            return wait
+            return delay
         return BLOCK
 
     def retry_after(self, value: Any, now) -> float:  # type: ignore[no-untyped-def]
@@ -176,7 +188,7 @@ class ParamFlowCheck(Check):
         n: cython.Py_ssize_t = len(args)
         idx: cython.Py_ssize_t
         now: cython.longlong = e.start
-        wait: cython.double = 0.0
+        total: cython.double = 0.0
         result: cython.double
         for item in self.states:
             state: ParamRuleState = item
@@ -195,24 +207,27 @@ class ParamFlowCheck(Check):
                         continue
                     result = self.one(state, element, e.count, now)
                     if result < 0.0:
-                        return self.block(e, state, element, now)
-                    wait += result
+                        return self.refuse(e, state, element, now)
+                    total += result
                 continue
             result = self.one(state, value, e.count, now)
             if result < 0.0:
-                return self.block(e, state, value, now)
-            wait += result
-        if wait > 0.0:
-            return Verdict(None, wait)
+                return self.refuse(e, state, value, now)
+            total += result
+        if total > 0.0:
+            return wait(total)
         return None
 
     def one(self, state: ParamRuleState, value: Any, acquire, now) -> float:  # type: ignore[no-untyped-def]
+        kind = type(value)
+        if kind is str or kind is int:  # the usual keys: hashable, no try block to set up
+            return state.pass_value(value, acquire, now)
         try:
             return state.pass_value(value, acquire, now)
         except TypeError:  # unhashable: cannot have a bucket; only a zero count refuses it
             return BLOCK if state.count <= 0 else 0.0
 
-    def block(self, e: Entry, state: ParamRuleState, value: Any, now) -> Any:  # type: ignore[no-untyped-def]
+    def refuse(self, e: Entry, state: ParamRuleState, value: Any, now) -> Any:  # type: ignore[no-untyped-def]
         error = ParamFlowBlocked(e.res.name, state.rule, state.retry_after(value, now))
         error.value = value
-        return Verdict(error, 0.0)
+        return block(error)

@@ -144,16 +144,16 @@ class LeapArray:
         best_start: cython.longlong
         start: cython.longlong
         i: cython.Py_ssize_t
-        n: cython.Py_ssize_t
-        for n in range(self.sample_count):
+        _n: cython.Py_ssize_t
+        for _n in range(self.sample_count):
             best = -1
             best_start = 0
             for i in range(self.sample_count):
                 start = self.starts[i]
-                if now - start <= interval and start > last_start:
-                    if best < 0 or start < best_start:
-                        best = i
-                        best_start = start
+                live_and_newer = now - start <= interval and start > last_start
+                if live_and_newer and (best < 0 or start < best_start):
+                    best = i
+                    best_start = start
             if best < 0:
                 break
             freed += self.values[best * FIELDS + field]

@@ -25,10 +25,10 @@ import cython
 from guard.errors import SystemBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Core, Entry, Verdict
+    from cython.cimports.guard._chain_c import Check, Core, Entry, block
     from cython.cimports.guard.stat._window_c import StatNode
 else:
-    from guard.chain import Check, Core, Entry, Verdict
+    from guard.chain import Check, Core, Entry, block
     from guard.stat.window import StatNode
 
 __all__ = ["SystemCheck", "SystemStatus"]
@@ -72,12 +72,12 @@ class SystemCheck(Check):
         node: StatNode = core.inbound_node
         now: cython.longlong = e.start
         if self.max_qps >= 0.0 and node.pass_qps(now) + e.count > self.max_qps:
-            return self.block(e, "qps")
+            return self.refuse(e, "qps")
         threads: cython.longlong = node.concurrency
         if self.max_concurrency >= 0.0 and threads > self.max_concurrency:
-            return self.block(e, "concurrency")
+            return self.refuse(e, "concurrency")
         if self.max_avg_rt >= 0.0 and node.avg_rt(now) > self.max_avg_rt:
-            return self.block(e, "avg_rt")
+            return self.refuse(e, "avg_rt")
         status: SystemStatus = self.status
         if (
             self.max_load >= 0.0
@@ -85,12 +85,12 @@ class SystemCheck(Check):
             and threads > 1
             and threads > node.max_success_qps(now) * node.min_rt(now) / 1000.0
         ):
-            return self.block(e, "load")
+            return self.refuse(e, "load")
         if self.max_cpu >= 0.0 and status.cpu > self.max_cpu:
-            return self.block(e, "cpu")
+            return self.refuse(e, "cpu")
         return None
 
-    def block(self, e: Entry, limit: str) -> Any:
+    def refuse(self, e: Entry, limit: str) -> Any:
         error = SystemBlocked(e.res.name, self.rule, None)
         error.limit = limit  # which threshold refused the entry, as Sentinel's limitType
-        return Verdict(error, 0.0)
+        return block(error)

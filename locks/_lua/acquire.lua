@@ -4,8 +4,9 @@
 -- ARGV[1]  the owner's token
 -- ARGV[2]  ttl in milliseconds
 -- ARGV[3]  "1" for a reentrant lock (a hash: owner token -> hold count), "0" for a plain one
--- returns  {1, fencing token} when taken; {2, hold count} when a reentrant owner enters again;
---          {0, pttl of the holder} to a loser (-1: the key has no expiry)
+-- returns  one integer (cheaper to parse than a table, which counts on a 5-master fan-out):
+--          > 0: taken, the value is the fencing token; 0: a reentrant owner entered again;
+--          < 0: lost, the holder's pttl is -value - 3 (so -1: key vanished, -2: no expiry)
 local function bump_fence()
   local fence = redis.call('incr', KEYS[2])
   if fence == 1 then
@@ -20,18 +21,18 @@ end
 
 if ARGV[3] == '0' then
   if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-    return {1, bump_fence()}
+    return bump_fence()
   end
 else
   if redis.call('exists', KEYS[1]) == 0 then
     redis.call('hset', KEYS[1], ARGV[1], 1)
     redis.call('pexpire', KEYS[1], ARGV[2])
-    return {1, bump_fence()}
+    return bump_fence()
   end
   if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then
-    local holds = redis.call('hincrby', KEYS[1], ARGV[1], 1)
+    redis.call('hincrby', KEYS[1], ARGV[1], 1)
     redis.call('pexpire', KEYS[1], ARGV[2])
-    return {2, holds}
+    return 0
   end
 end
-return {0, redis.call('pttl', KEYS[1])}
+return -redis.call('pttl', KEYS[1]) - 3

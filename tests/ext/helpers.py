@@ -468,8 +468,9 @@ class RawUpstream:
     For upstream misbehaviour: close-delimited bodies, garbage, truncated responses.
     """
 
-    def __init__(self, reply: bytes) -> None:
+    def __init__(self, reply: bytes, *, keep_alive: bool = False) -> None:
         self.reply = reply
+        self.keep_alive = keep_alive  # answer every request on a connection, not just one
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -489,13 +490,23 @@ class RawUpstream:
                 return
             with conn:
                 data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if b"\r\n\r\n" not in data:
                         break
-                    data += chunk
-                conn.sendall(self.reply)
+                    data = data.partition(b"\r\n\r\n")[2]
+                    conn.sendall(self.reply)
+                    if not self.keep_alive:
+                        break
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
+        except OSError:
+            pass
         self.sock.close()
         self._thread.join(5)

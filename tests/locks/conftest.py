@@ -6,6 +6,7 @@ Tests written once run against ``locks`` (sync) and ``locks.aio`` (asyncio) thro
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,22 @@ class Front:
     servers: list[RedisServer]
 
 
+async def quiesce() -> None:
+    """Let late Redlock commands finish and stop the loop's listeners (before closing clients)."""
+    from locks import _fanout_async, _wait_async
+
+    await _fanout_async.drain()
+    await _wait_async.close_notifiers()
+    await asyncio.sleep(0)
+
+
+@pytest.fixture(autouse=True)
+async def _quiet_loop_shutdown() -> AsyncIterator[None]:
+    """Close the lock listeners and late commands of this test's loop before it closes."""
+    yield
+    await quiesce()
+
+
 @pytest.fixture(scope="session")
 def master_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
     """Five independent masters for the session (fault tests start their own)."""
@@ -61,6 +78,7 @@ async def async_client(redis_server: RedisServer) -> AsyncIterator[aredis.Redis]
     client = aredis.Redis(port=redis_server.port, socket_timeout=5)
     await client.flushall()
     yield client
+    await quiesce()
     await client.aclose()
 
 
@@ -70,6 +88,7 @@ async def async_masters(master_servers: list[RedisServer]) -> AsyncIterator[list
     for c in clients:
         await c.flushall()
     yield clients
+    await quiesce()
     for c in clients:
         await c.aclose()
 
@@ -89,6 +108,7 @@ async def front(
     client = aredis.Redis(port=redis_client.connection_pool.connection_kwargs["port"])
     masters = [aredis.Redis(port=s.port, socket_timeout=5) for s in master_servers]
     yield Front("async", locks.aio.RedisLock, locks.aio.Redlock, client, masters, master_servers)
+    await quiesce()
     await client.aclose()
     for c in masters:
         await c.aclose()

@@ -44,7 +44,7 @@ def test_validity_and_deadline() -> None:
     assert core.quorum == 3
     assert core.validity_after(100.0, 100.5) == pytest.approx(10 - 0.5 - 0.102)
     assert core.validity_after(100.0, 110.0) < 0
-    hold, wait = core.on_acquire([1, 42], "tok", 100.0, None)
+    hold, wait = core.on_acquire(42, "tok", 100.0, None)
     assert hold is not None and wait == 0.0
     assert hold.fencing_token == 42 and hold.deadline == pytest.approx(100 + 10 - 0.102)
     assert hold.validity(105.0) == pytest.approx(5 - 0.102)
@@ -55,10 +55,10 @@ def test_validity_and_deadline() -> None:
 
 def test_loser_wait_comes_from_pttl() -> None:
     core = LockCore("x", ttl=2.0)
-    hold, wait = core.on_acquire([0, 1500], "tok", 0.0, None)
+    hold, wait = core.on_acquire(-1503, "tok", 0.0, None)  # pttl 1500 ms
     assert hold is None and wait == pytest.approx(1.501)
-    assert core.on_acquire([0, -2], "t", 0.0, None)[1] == 0.0  # vanished: try now
-    assert core.on_acquire([0, -1], "t", 0.0, None)[1] == 2.0  # no expiry: look after a ttl
+    assert core.on_acquire(-1, "t", 0.0, None)[1] == 0.0  # pttl -2, vanished: try now
+    assert core.on_acquire(-2, "t", 0.0, None)[1] == 2.0  # pttl -1, no expiry: after a ttl
     assert core.wait_bound(1.5, 0.2) == 0.2
     assert core.wait_bound(1.5, None) == 1.5
     assert core.wait_bound(1.5, -1) == 0.0
@@ -67,7 +67,8 @@ def test_loser_wait_comes_from_pttl() -> None:
 def test_reentrant_reply_raises_the_count() -> None:
     core = LockCore("x", ttl=2.0, reentrant=True)
     hold = Hold("tok", 7, 2.0, 2.0)
-    again, _ = core.on_acquire([2, 3], "tok", 1.0, hold)
+    hold.count = 2
+    again, _ = core.on_acquire(0, "tok", 1.0, hold)
     assert again is hold and hold.count == 3 and hold.fencing_token == 7
     assert not core.on_release(2, hold) and hold.count == 2
     assert core.on_release(1, hold) and hold.count == 0
@@ -100,12 +101,13 @@ def test_plans_carry_scripts_and_arguments() -> None:
 def test_round_reading_and_early_end() -> None:
     core = RedlockCore("x", 5, ttl=10)
     err = ConnectionError("down")
-    replies = [[1, 10], [1, 12], None, [0, 3000], err]
+    replies = [10, 12, None, -3003, err]
     granted, fences, wait = core.read_acquire_round(replies)
     assert granted == [0, 1] and fences == [10, 12] and wait == pytest.approx(3.001)
     assert not core.round_done(replies)  # 2 granted, 1 pending: a quorum may still form
-    assert core.round_done([[1, 1], [1, 1], [1, 1], None, None])
-    assert core.round_done([[0, 5], err, [0, 5], None, None])  # 3 failures: no quorum possible
+    assert core.round_done([1, 1, 1, None, None])
+    assert core.round_done([-8, err, -8, None, None])  # 3 failures: no quorum possible
+    assert core.refused(-8) and not core.refused(5) and not core.refused(err)
     assert core.count_ok([1, 0, None, err, 1]) == 2
     assert core.count_ok([5, 7, 4, None], wanted=5) == 2
 

@@ -302,10 +302,12 @@ def test_contended_handover_is_fair_and_exclusive(redis_client: redis.Redis) -> 
     counts = [0] * 6
     inside = []
     overlap = []
-    stop = time.monotonic() + 1.0
+    ready = threading.Barrier(6)
 
     def worker(i: int) -> None:
         lock = locks.RedisLock(redis_client, "fair", ttl=5)
+        ready.wait()  # everyone starts together, even on a busy machine
+        stop = time.monotonic() + 1.0
         while time.monotonic() < stop:
             with lock:
                 inside.append(i)

@@ -51,7 +51,7 @@ def test_order_ack_cancel(queue) -> None:
     start = time.monotonic()
     t3 = q.get(timeout=5)
     assert t3 is not None and t3.id == late and t3.payload == b"late"
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 5
     assert time.time() >= t3.deadline - 0.01  # not early (Redis and us share one clock here)
     t3.ack()
     assert q.get(timeout=0.1) is None
@@ -65,7 +65,7 @@ def test_unacked_task_comes_back_after_ack_timeout(queue) -> None:
     start = time.monotonic()
     again = q.get(timeout=5)  # woken by the local wheel at the visibility deadline
     assert again is not None and again.id == first.id and again.attempts == 2
-    assert 0.25 <= time.monotonic() - start < 2
+    assert 0.25 <= time.monotonic() - start < 5
     assert again.deadline == first.deadline
     assert first.nack() is False  # stale delivery
     assert again.nack(delay=0.1) is True
@@ -86,7 +86,7 @@ def test_waiting_consumer_is_woken_by_a_new_earliest_task(queue) -> None:
     producer.put(b"soon", delay=0.1)
     th.join(20)
     assert got and got[0] is not None and got[0].payload == b"soon"
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 10  # far below max_wait=60: the notice woke it
 
 
 async def test_aget_and_async_for(queue) -> None:
@@ -147,7 +147,7 @@ def spawn(port: int, name: str, idle: float, *extra: str) -> subprocess.Popen[st
 @pytest.mark.slow
 def test_several_consumer_processes_share_the_queue(redis_server, queue) -> None:
     producer = queue("shared")
-    procs = [spawn(redis_server.port, "shared", 1.5) for _ in range(4)]
+    procs = [spawn(redis_server.port, "shared", 3) for _ in range(4)]
     ids = []
     for i in range(200):
         ids.append(producer.put(b"%d" % i, delay=(i % 20) * 0.02))
@@ -169,6 +169,6 @@ def test_task_of_a_vanished_consumer_goes_to_another(redis_server, queue) -> Non
     holder = spawn(redis_server.port, "vanish", 5, "noack")
     out, _ = holder.communicate(timeout=30)
     assert f"got {tid} 1" in out
-    other = spawn(redis_server.port, "vanish", 2)
+    other = spawn(redis_server.port, "vanish", 4)
     out, _ = other.communicate(timeout=30)
     assert f"got {tid} 2" in out  # after the 1 s ack timeout, with attempts counted

@@ -234,3 +234,12 @@ def test_many_timers_drain_in_order(impl: ModuleType) -> None:
     for now in range(0, 200_000 + 997, 997):
         got += wheel.advance(now)
     assert got == [i for _, i in expected]
+
+
+def test_selector_picks_the_compiled_twin_unless_pure() -> None:
+    from tests.conftest import PURE
+    from timewheel import TimingWheel, wheel
+
+    assert ("py" if PURE else "c") == wheel.IMPLEMENTATION
+    assert TimingWheel is wheel.TimingWheel
+    assert TimingWheel.__module__ == f"timewheel._wheel_{wheel.IMPLEMENTATION}"

@@ -132,3 +132,32 @@ def test_put_detects_concurrent_file_edit(start_sidecar, upstream: Upstream) -> 
     resp = put(sc.admin_port, {"flow": [{"resource": "x", "count": 1}]}, auth())
     assert resp.status == 409
     assert path.read_text() == edited  # the hand edit survives
+
+
+def test_put_rules_keeps_a_json_config_json(tmp_path: Path, upstream: Upstream) -> None:
+    from tests.ext.helpers import SidecarProcess
+
+    config = tmp_path / "guard.json"
+    config.write_text(
+        json.dumps(
+            {
+                "flow": [{"resource": "a", "count": 5}],
+                "sidecar": {
+                    "listen": "127.0.0.1:0",
+                    "admin": "127.0.0.1:0",
+                    "upstreams": [{"url": upstream.url}],
+                },
+            }
+        )
+    )
+    sc = SidecarProcess(config, env={"GUARD_ADMIN_TOKEN": TOKEN})
+    try:
+        resp = put(
+            sc.admin_port, {"flow": [{"resource": "b", "count": 7}]}, {**auth(), "If-Match": "*"}
+        )
+        assert resp.status == 200, resp.body
+        saved = json.loads(config.read_text())
+        assert [r["resource"] for r in saved["flow"]] == ["b"]
+        assert saved["sidecar"]["upstreams"] == [{"url": upstream.url}]
+    finally:
+        assert sc.stop() == 0

@@ -55,3 +55,22 @@ def test_drain_deadline_cuts_stragglers(start_sidecar, upstream: Upstream) -> No
     t.join(10)
     assert results and not isinstance(results[0], int)  # cut, not answered
     assert "drain deadline reached" in sc.log()
+
+
+def test_bad_config_exits_1_with_located_errors(tmp_path, upstream: Upstream) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from tests.ext.helpers import ROOT, write_config
+
+    config = write_config(tmp_path / "bad.yaml", upstream.url, timeout_ms=-1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ext.cli", "sidecar", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    assert f"{config}: sidecar.timeout_ms: must be >= 1" in proc.stderr
+    assert "Traceback" not in proc.stderr

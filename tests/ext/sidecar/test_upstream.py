@@ -74,3 +74,39 @@ def test_upstreams_hot_reload(start_sidecar, upstream: Upstream) -> None:  # typ
             time.sleep(0.05)
     finally:
         fast.close()
+
+
+def test_interim_1xx_then_final_response(start_sidecar) -> None:  # type: ignore[no-untyped-def]
+    raw = RawUpstream(
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nX-Final:  yes \r\nContent-Length: 4\r\n\r\ndone"
+    )
+    try:
+        sc = start_sidecar(raw.url)
+        resp = one(sc.port, "/")
+        assert resp.status == 201
+        assert resp.header("x-final") == "yes"
+        assert resp.header("link") is None  # interim answers are not forwarded
+        assert resp.body == b"done"
+    finally:
+        raw.close()
+
+
+def test_bytes_after_a_response_do_not_leak_into_the_next(start_sidecar) -> None:  # type: ignore[no-untyped-def]
+    # An app that sends junk after a complete response, on a keep-alive connection.
+    raw = RawUpstream(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nX-Junk: 1\r\n",
+        keep_alive=True,
+    )
+    try:
+        sc = start_sidecar(raw.url)
+        statuses = []
+        for _ in range(4):
+            resp = one(sc.port, "/")
+            statuses.append(resp.status)
+            assert resp.header("x-junk") is None
+        assert statuses[0] == 200
+        assert set(statuses) <= {200, 502}
+    finally:
+        raw.close()

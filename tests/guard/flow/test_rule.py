@@ -262,6 +262,7 @@ def test_to_dict_is_the_file_shape_and_feeds_the_constructor() -> None:
             "threshold": "avg_local",
             "fallback_to_local": True,
             "timeout_ms": 50,
+            "lease_ms": 100,
         },
     }
     assert type(data["grade"]) is str

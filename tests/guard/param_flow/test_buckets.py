@@ -239,3 +239,19 @@ def test_guard_decorator_positional_args(g: Guard) -> None:
     assert serve("ann") == "ok ann"
     assert serve("ann") == "busy ann"
     assert serve("bob") == "ok bob"
+
+
+def test_lru_order_with_repeated_values(impl: str) -> None:
+    from guard.param_flow import buckets
+    from guard.param_flow.rule import ParamFlowRule
+
+    state = buckets.ParamRuleState(ParamFlowRule(resource="r", param_index=0, count=1), 2)
+    assert state.pass_value("a", 1, 0) == 0.0
+    assert state.pass_value("b", 1, 0) == 0.0
+    assert state.pass_value("a", 1, 0) < 0  # touches "a": now the most recent
+    assert state.pass_value("a", 1, 0) < 0  # repeated: already the most recent
+    assert state.pass_value("c", 1, 0) == 0.0  # evicts "b", the least recent
+    assert list(state.buckets) == ["a", "c"]
+    assert state.pass_value("b", 1, 0) == 0.0  # fresh bucket; evicts "a"
+    assert list(state.buckets) == ["c", "b"]
+    assert state.pass_value("a", 1, 0) == 0.0
