@@ -14,6 +14,7 @@ cdef class GuardedFunction:
     cdef public object origin_fn
     cdef public object origin
     cdef Entry _entry(self, tuple args, dict kwargs)
+    cdef _blocked(self, error, tuple args, dict kwargs)
 
 
 cdef class AsyncGuardedFunction(GuardedFunction):

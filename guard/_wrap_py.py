@@ -71,11 +71,12 @@ class GuardedFunction:
         return e
 
     def _blocked(self, error: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self.block_handler is not None:
-            return self.block_handler(*args, error=error, **kwargs)
-        if self.fallback is not None:
-            return self.fallback(*args, error=error, **kwargs)
-        raise error
+        handler = self.block_handler if self.block_handler is not None else self.fallback
+        if handler is None:
+            raise error
+        if not kwargs:  # the common case: no keyword dict to merge
+            return handler(*args, error=error)
+        return handler(*args, error=error, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         e: Entry = self._entry(args, kwargs)
