@@ -5,13 +5,19 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SOURCES := $(shell find guard timewheel locks ext -name '_*_py.py' -o -name '_*_c.pxd' 2>/dev/null)
 
-.PHONY: run test lint build bench clean format
+.PHONY: run test lint build bench clean format system-deps
 
 run: build
 	$(BIN)/guard demo
 
-test: build
+test: build system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the dashboard test (Debian's package; the test fails without it).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing chromium (dashboard test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
