@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from redis.exceptions import NoScriptError
 
 from locks import _renew_async, _wait_async
-from locks._core import Hold, LockCore, Plan, check_timeout, new_token
+from locks._core import Hold, HoldView, LockCore, Plan, check_timeout, new_token
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
 __all__ = ["RedisLock", "run_script", "uninterrupted"]
@@ -71,7 +71,7 @@ async def uninterrupted(
         raise
 
 
-class RedisLock:
+class RedisLock(HoldView):
     """A lock on one Redis server, owned by the asyncio task that acquired it.
 
     :param client: a ``redis.asyncio.Redis`` client.
@@ -114,36 +114,13 @@ class RedisLock:
             return None
         return hold
 
-    # -- properties --------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._core.name
-
-    @property
-    def ttl(self) -> float:
-        return self._core.ttl
+    # -- properties (name, ttl, token, fencing_token, validity: HoldView) --------------------
+    def _current_hold(self) -> Hold | None:
+        return self._hold()
 
     @property
     def reentrant(self) -> bool:
         return self._core.reentrant
-
-    @property
-    def token(self) -> str | None:
-        """The calling task's random token, or None when it holds nothing."""
-        hold = self._hold()
-        return hold.token if hold is not None else None
-
-    @property
-    def fencing_token(self) -> int | None:
-        """The fencing token of the calling task's acquisition, or None."""
-        hold = self._hold()
-        return hold.fencing_token if hold is not None else None
-
-    @property
-    def validity(self) -> float:
-        """Seconds left before the calling task's lease must be presumed gone (0.0 if none)."""
-        hold = self._hold()
-        return hold.validity(_now()) if hold is not None else 0.0
 
     # -- acquire -----------------------------------------------------------------------------
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from locks.errors import LockNotOwnedError
 __all__ = [
     "CHANNEL",
     "Hold",
+    "HoldView",
     "LockCore",
     "Plan",
     "RedlockCore",
@@ -139,6 +141,46 @@ class Plan:
 
 def _as_int(value: Any) -> int:
     return int(value)
+
+
+class HoldView:
+    """The read-only face every lock shares: name, ttl and the owner's current hold.
+
+    A front supplies ``_core`` and ``_current_hold()`` (the instance's hold in ``locks``,
+    the calling task's in ``locks.aio``).
+    """
+
+    _core: Any  # LockCore or RedlockCore
+
+    def _current_hold(self) -> Hold | None:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    @property
+    def ttl(self) -> float:
+        return self._core.ttl
+
+    @property
+    def token(self) -> str | None:
+        """The owner's random token, or None when it holds nothing."""
+        hold = self._current_hold()
+        return hold.token if hold is not None else None
+
+    @property
+    def fencing_token(self) -> int | None:
+        """The fencing token of the owner's acquisition, or None when it holds nothing."""
+        hold = self._current_hold()
+        return hold.fencing_token if hold is not None else None
+
+    @property
+    def validity(self) -> float:
+        """Seconds left before the lease must be presumed gone: ttl - elapsed - drift
+        (0.0 when not held)."""
+        hold = self._current_hold()
+        return hold.validity(time.monotonic()) if hold is not None else 0.0
 
 
 class LockCore:

@@ -13,7 +13,15 @@ from typing import Any
 
 from locks import _renew_async, _wait_async
 from locks._async import uninterrupted
-from locks._core import Hold, Plan, RedlockCore, check_timeout, new_token, node_timeout_for
+from locks._core import (
+    Hold,
+    HoldView,
+    Plan,
+    RedlockCore,
+    check_timeout,
+    new_token,
+    node_timeout_for,
+)
 from locks._fanout_async import fanout, later
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
@@ -23,7 +31,7 @@ log = logging.getLogger("locks")
 _now = time.monotonic
 
 
-class Redlock:
+class Redlock(HoldView):
     """The Redlock algorithm over N independent masters, owned by the acquiring asyncio task.
 
     :param clients: one ``redis.asyncio.Redis`` per master (no replication between them).
@@ -75,32 +83,9 @@ class Redlock:
             return None
         return hold
 
-    # -- properties --------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._core.name
-
-    @property
-    def ttl(self) -> float:
-        return self._core.ttl
-
-    @property
-    def token(self) -> str | None:
-        """The calling task's random token, or None when it holds nothing."""
-        hold = self._hold()
-        return hold.token if hold is not None else None
-
-    @property
-    def fencing_token(self) -> int | None:
-        """The fencing token of the calling task's acquisition, or None."""
-        hold = self._hold()
-        return hold.fencing_token if hold is not None else None
-
-    @property
-    def validity(self) -> float:
-        """Seconds of validity left for the calling task: ttl - elapsed - drift (0.0 if none)."""
-        hold = self._hold()
-        return hold.validity(_now()) if hold is not None else 0.0
+    # -- properties (name, ttl, token, fencing_token, validity: HoldView) --------------------
+    def _current_hold(self) -> Hold | None:
+        return self._hold()
 
     # -- acquire -----------------------------------------------------------------------------
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:

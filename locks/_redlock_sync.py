@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from locks import _renew_sync, _wait_sync
-from locks._core import Hold, RedlockCore, check_timeout, new_token, node_timeout_for
+from locks._core import Hold, HoldView, RedlockCore, check_timeout, new_token, node_timeout_for
 from locks._fanout_sync import fanout, master_for
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
@@ -20,7 +20,7 @@ log = logging.getLogger("locks")
 _now = time.monotonic
 
 
-class Redlock:
+class Redlock(HoldView):
     """The Redlock algorithm over N independent Redis masters (quorum N//2+1).
 
     :param clients: one ``redis.Redis`` per master (no replication between them).
@@ -66,29 +66,9 @@ class Redlock:
         self._hold: Hold | None = None
         self._mutex = threading.Lock()
 
-    # -- properties --------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._core.name
-
-    @property
-    def ttl(self) -> float:
-        return self._core.ttl
-
-    @property
-    def token(self) -> str | None:
-        """This owner's random token, or None when it holds nothing."""
-        return self._hold.token if self._hold is not None else None
-
-    @property
-    def fencing_token(self) -> int | None:
-        """The fencing token of the current acquisition, or None when it holds nothing."""
-        return self._hold.fencing_token if self._hold is not None else None
-
-    @property
-    def validity(self) -> float:
-        """Seconds of validity left: ttl - elapsed - drift (0.0 when not held)."""
-        return self._hold.validity(_now()) if self._hold is not None else 0.0
+    # -- properties (name, ttl, token, fencing_token, validity: HoldView) --------------------
+    def _current_hold(self) -> Hold | None:
+        return self._hold
 
     # -- acquire -----------------------------------------------------------------------------
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:

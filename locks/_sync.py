@@ -12,7 +12,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from locks import _renew_sync, _wait_sync
-from locks._core import Hold, LockCore, Plan, check_timeout, new_token
+from locks._core import Hold, HoldView, LockCore, Plan, check_timeout, new_token
 from locks.errors import LockNotOwnedError, LockTimeoutError
 
 __all__ = ["RedisLock", "run_script"]
@@ -31,7 +31,7 @@ def run_script(client: Any, plan: Plan) -> Any:
         return client.execute_command("EVALSHA", script.sha, len(plan.keys), *plan.keys, *plan.args)
 
 
-class RedisLock:
+class RedisLock(HoldView):
     """A lock on one Redis server, owned by this instance.
 
     :param client: a ``redis.Redis`` client.
@@ -68,33 +68,13 @@ class RedisLock:
         # never mistaken for a lost lock.
         self._mutex = threading.Lock()
 
-    # -- properties --------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        return self._core.name
-
-    @property
-    def ttl(self) -> float:
-        return self._core.ttl
+    # -- properties (name, ttl, token, fencing_token, validity: HoldView) --------------------
+    def _current_hold(self) -> Hold | None:
+        return self._hold
 
     @property
     def reentrant(self) -> bool:
         return self._core.reentrant
-
-    @property
-    def token(self) -> str | None:
-        """This owner's random token, or None when it holds nothing."""
-        return self._hold.token if self._hold is not None else None
-
-    @property
-    def fencing_token(self) -> int | None:
-        """The fencing token of the current acquisition, or None when it holds nothing."""
-        return self._hold.fencing_token if self._hold is not None else None
-
-    @property
-    def validity(self) -> float:
-        """Seconds left before the lease must be presumed gone (0.0 when not held)."""
-        return self._hold.validity(_now()) if self._hold is not None else 0.0
 
     # -- acquire -----------------------------------------------------------------------------
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
