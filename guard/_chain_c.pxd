@@ -69,7 +69,6 @@ cdef class Resource:
     cdef public dict context_nodes
     cdef public long long gen
     cdef public Plan plan
-    cdef public long long last_used
     cpdef Plan current_plan(self)
     cpdef origin_node(self, str origin)
     cpdef context_node(self, str name)

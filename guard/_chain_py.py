@@ -188,7 +188,6 @@ class Resource:
         self.context_nodes: dict[str, Any] = {}
         self.gen = -1
         self.plan = core.default_plan
-        self.last_used = 0
 
     def current_plan(self) -> Plan:
         core: Core = self.core
@@ -415,13 +414,7 @@ class Entry:
 
     async def aenter(self) -> Entry:
         """``enter`` for asyncio: a queueing wait is awaited, never blocking the loop."""
-        error = self.check()
-        if error is not None:
-            raise error
-        if self.wait_ms > 0.0:
-            await self.core.clock.asleep(self.wait_ms)
-        self.passed()
-        return self
+        return await self.__aenter__()
 
     def trace(self, exc: BaseException) -> None:
         """Record a business exception for this entry (counted once, at exit)."""
@@ -457,7 +450,7 @@ class Entry:
         return False
 
     async def __aenter__(self) -> Entry:
-        # aenter()'s body, inline: one coroutine per `async with` instead of two.
+        # The body lives here (aenter() awaits it): one coroutine per `async with`.
         error = self.check()
         if error is not None:
             raise error
