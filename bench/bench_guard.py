@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ RULES = {
         {"resource": "bench.blocked", "count": 0},
     ]
 }
+ASYNC_CASES = ("async with entry(...), QPS rule", "async with no-op context manager")
+FLOOR = "pure-Python floor (minimal QPS guard)"
 
 
 def target(x: Any) -> Any:
@@ -50,28 +53,53 @@ def trivial_decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def cpu_ns_per_call(fn: Callable[[int], Any], calls: int, repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.process_time_ns()
-        for i in range(calls):
-            fn(i)
-        samples.append((time.process_time_ns() - start) / calls)
-    return statistics.median(samples)
+def cpu_ns_once(fn: Callable[[int], Any], calls: int) -> float:
+    start = time.process_time_ns()
+    for i in range(calls):
+        fn(i)
+    return (time.process_time_ns() - start) / calls
 
 
-def async_ns_per_call(make_cm: Callable[[], Any], calls: int, repeats: int) -> float:
+def async_ns_once(make_cm: Callable[[], Any], calls: int) -> float:
     async def loop() -> float:
-        samples = []
-        for _ in range(repeats):
-            start = time.process_time_ns()
-            for _ in range(calls):
-                async with make_cm():
-                    pass
-            samples.append((time.process_time_ns() - start) / calls)
-        return statistics.median(samples)
+        start = time.process_time_ns()
+        for _ in range(calls):
+            async with make_cm():
+                pass
+        return (time.process_time_ns() - start) / calls
 
     return asyncio.run(loop())
+
+
+def floor_guard(fn: Callable[..., Any], count: float) -> Callable[..., Any]:
+    """The least a pure-Python QPS guard can do: one 2 x 500 ms window (passes, successes,
+    RT), a concurrency counter, two clock reads. No minute window, origins, contexts, plans
+    or slots: the floor the pure twin is measured against, not a usable guard."""
+    starts = array("q", [-1, -1])
+    values = array("q", [0] * 6)  # per bucket: pass, success, rt
+    busy = [0]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        now = int(time.monotonic() * 1000)
+        idx = (now // 500) % 2
+        if starts[idx] != now - now % 500:
+            starts[idx] = now - now % 500
+            values[idx * 3] = values[idx * 3 + 1] = values[idx * 3 + 2] = 0
+        passed = sum(values[i * 3] for i in (0, 1) if now - starts[i] <= 1000)
+        if passed + 1 > count:
+            raise RuntimeError("blocked")
+        values[idx * 3] += 1
+        busy[0] += 1
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            end = int(time.monotonic() * 1000)
+            busy[0] -= 1
+            values[idx * 3 + 1] += 1
+            values[idx * 3 + 2] += end - now
+
+    return wrapper
 
 
 class NoopAsyncCM:
@@ -93,6 +121,7 @@ def build_cases() -> dict[str, Callable[[int], Any]]:
         "@guard, rejected (block_handler)": engine.guard(
             "bench.blocked", block_handler=lambda x, error: None
         )(target),
+        FLOOR: floor_guard(target, 1e12),
     }
 
     def with_entry(x: Any) -> Any:
@@ -132,21 +161,22 @@ def peer_cases() -> dict[str, Callable[[int], Any]]:
 
 
 def measure(calls: int, repeats: int) -> dict[str, float]:
-    results = {}
-    for name, fn in {**build_cases(), **peer_cases()}.items():
-        results[name] = cpu_ns_per_call(fn, calls, repeats)
+    """Median CPU ns per call of every case. The cases take turns within each repeat, so a
+    burst of load on this shared machine lands on all of them rather than on one."""
+    cases = {**build_cases(), **peer_cases()}
     engine = guard.Guard()
     engine.load_rules(RULES)
-    results["async with entry(...), QPS rule"] = async_ns_per_call(
-        lambda: engine.entry("bench.rule"), calls // 2, repeats
-    )
-    results["async with no-op context manager"] = async_ns_per_call(
-        NoopAsyncCM, calls // 2, repeats
-    )
-    return results
-
-
-ASYNC_CASES = ("async with entry(...), QPS rule", "async with no-op context manager")
+    async_cases: dict[str, Callable[[], Any]] = {
+        ASYNC_CASES[0]: lambda: engine.entry("bench.rule"),
+        ASYNC_CASES[1]: NoopAsyncCM,
+    }
+    samples: dict[str, list[float]] = {name: [] for name in [*cases, *async_cases]}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            samples[name].append(cpu_ns_once(fn, calls))
+        for name, make_cm in async_cases.items():
+            samples[name].append(async_ns_once(make_cm, calls // 2))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def run_async_case(case: str, calls: int) -> None:
@@ -164,14 +194,16 @@ def run_async_case(case: str, calls: int) -> None:
     asyncio.run(loop())
 
 
-def callgrind_instructions(case: str, calls: int) -> float:
+def callgrind_instructions(case: str, calls: int, pure: bool = False) -> float:
     """Instructions per call of ``case``: two runs, different call counts, differenced."""
+    # A fixed hash seed: string hashes steer dict probing, so counts would vary run to run.
+    env = {**os.environ, "PYTHONHASHSEED": "0", **({"GUARD_PURE": "1"} if pure else {})}
 
     def run(n: int) -> int:
         out = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
              sys.executable, __file__, "--one", case, "--calls", str(n)],
-            capture_output=True, text=True, check=True,
+            capture_output=True, text=True, check=True, env=env,
         )  # fmt: skip
         for line in out.stderr.splitlines():
             if "Collected" in line:
@@ -222,9 +254,10 @@ def report(results: dict[str, float], pure: dict[str, float], args: Any) -> None
             continue
         print(f"{name:44} {ns:9.0f} {ns / base:12.2f}")
     pbase = pure["trivial decorator"]
-    for name in ("@guard, no rule", "@guard, QPS reject rule"):
+    for name in ("@guard, no rule", "@guard, QPS reject rule", FLOOR):
         ns = pure[name]
-        print(f"{'pure twin: ' + name:44} {ns:9.0f} {ns / pbase:12.2f}")
+        label = name if name == FLOOR else "pure twin: " + name
+        print(f"{label + ' (pure run)':44} {ns:9.0f} {ns / pbase:12.2f}")
     a, n = results["async with entry(...), QPS rule"], results["async with no-op context manager"]
     print(
         f"{'async with entry(...), QPS rule':44} {a:9.0f}   {a / n:.2f} x no-op async CM ({n:.0f})"
@@ -250,6 +283,11 @@ def report(results: dict[str, float], pure: dict[str, float], args: Any) -> None
         print(f"async with entry / no-op async CM: {ratio:.2f}")
         passed = counts["@guard, QPS reject rule"]
         print(f"rejected / passed call: {counts['@guard, rejected (block_handler)'] / passed:.2f}")
+        base = counts["trivial decorator"]
+        for name in ("@guard, QPS reject rule", FLOOR):
+            ins = callgrind_instructions(name, 5_000, pure=True)
+            label = name if name == FLOOR else "pure twin: " + name
+            print(f"{label:44} {ins:10.0f} {ins / base:12.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from guard.stat._window_c cimport StatNode
 
+# Entry states and the default trace types as C constants (the .py assigns the same values):
+# as Python globals each test on the entry path cost a dict lookup and an int object.
+cdef int NEW, ENTERED, BLOCKED, EXITED
+cdef tuple _TRACE_ALL
+
 
 cdef inline long long mono_ms() noexcept nogil:
     cdef timespec ts

@@ -1,5 +1,13 @@
+cimport cython
+
 from guard._chain_c cimport Check, Entry, Resource, block, wait
 from guard.stat._window_c cimport StatNode
+
+# Verdict values, limit_app kinds and strategies as C constants (the .py assigns the same
+# values): as Python globals every comparison on the check path was a dict lookup.
+cdef double BLOCK, _NEVER
+cdef Py_ssize_t PASS
+cdef int LIMIT_DEFAULT, LIMIT_OTHER, LIMIT_ORIGIN, DIRECT, RELATE, CHAIN
 
 
 cdef class Controller:
@@ -43,6 +51,7 @@ cdef class WarmUpRateLimiterController(WarmUpController):
     cdef public RateLimiterController limiter
 
 
+@cython.final
 cdef class FlowRuleState:
     cdef public object rule
     cdef public Controller controller
@@ -52,8 +61,8 @@ cdef class FlowRuleState:
     cdef public object ref_resource
     cdef public object ref_name
     cdef public frozenset named_origins
-    cpdef select_node(self, Entry e)
-    cpdef reference_node(self, Entry e)
+    cdef select_node(self, Entry e)
+    cdef reference_node(self, Entry e)
 
 
 cdef class FlowCheck(Check):
@@ -61,4 +70,3 @@ cdef class FlowCheck(Check):
 
 
 cdef double _time_to_admit(StatNode node, long long now, double allowed)
-cdef Py_ssize_t PASS
