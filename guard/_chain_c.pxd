@@ -84,6 +84,13 @@ cdef bint contexts_used
 cpdef Entry new_entry(Core core, Resource res, origin, args, long long count, bint inbound)
 
 
+@cython.final
+cdef class EntryMaker:
+    cdef public Core core
+    cdef public dict resources
+    cdef public object make_resource
+
+
 cdef class NodeSelectorSlot(PrepareSlot):
     pass
 

@@ -38,6 +38,7 @@ __all__ = [
     "Check",
     "Core",
     "Entry",
+    "EntryMaker",
     "NodeSelectorSlot",
     "Plan",
     "PrepareSlot",
@@ -228,6 +229,55 @@ def new_entry(core: Core, res: Resource, origin: Any, args: Any, count, inbound)
     e: Entry = Entry.__new__(Entry)
     e._setup(core, res, origin, args, count, inbound)
     return e
+
+
+class EntryMaker:
+    """``Guard.entry``: checks the arguments and builds an unentered entry.
+
+    A callable object rather than a method of ``Guard`` so that the compiled twin serves
+    every ``with entry(...)`` in one C call: as a Python method, argument handling cost
+    more than building the entry.
+    """
+
+    def __init__(self, core: Core, resources: dict[str, Any], make_resource: Any) -> None:
+        self.core = core
+        self.resources = resources  # the engine's dict, shared (resources come and go)
+        self.make_resource = make_resource  # the engine's slow path: validate, sweep, add
+
+    @cython.annotation_typing(False)  # the checks below give the user's error, not Cython's
+    def __call__(
+        self,
+        resource: str,
+        *,
+        origin: str | None = None,
+        args: tuple[Any, ...] = (),
+        inbound: bool = False,
+        count: int = 1,
+        exceptions_to_trace: tuple[type[BaseException], ...] = _TRACE_ALL,
+        exceptions_to_ignore: tuple[type[BaseException], ...] = (),
+    ) -> Entry:
+        """An unentered entry: use it with ``with`` / ``async with``.
+
+        Entering raises the ``BlockError``; an exception leaving the block is traced
+        (counted for degrade rules) unless ignored.
+        """
+        if type(count) is not int or count < 1:  # bool is refused too
+            raise ValueError(f"{resource}: count must be an integer >= 1")
+        if origin is not None and not isinstance(origin, str):
+            # Checked here so both twins refuse it alike (origin nodes are keyed by str).
+            raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
+        res = self.resources.get(resource)
+        if res is None:
+            res = self.make_resource(resource)
+        if type(args) is not tuple:
+            args = tuple(args)
+        e: Entry = new_entry(self.core, res, origin, args, count, bool(inbound))
+        # (mypy infers these attributes' types from _setup's defaults; these widen them.)
+        if exceptions_to_trace is not _TRACE_ALL:
+            e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
+        if exceptions_to_ignore:
+            e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
+        return e
 
 
 class NodeSelectorSlot(PrepareSlot):

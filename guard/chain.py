@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         Check,
         Core,
         Entry,
+        EntryMaker,
         NodeSelectorSlot,
         Plan,
         PrepareSlot,
@@ -45,6 +46,7 @@ else:
     Check = _mod.Check
     Core = _mod.Core
     Entry = _mod.Entry
+    EntryMaker = _mod.EntryMaker
     NodeSelectorSlot = _mod.NodeSelectorSlot
     Plan = _mod.Plan
     PrepareSlot = _mod.PrepareSlot
@@ -61,6 +63,7 @@ __all__ = [
     "Check",
     "Core",
     "Entry",
+    "EntryMaker",
     "NodeSelectorSlot",
     "Plan",
     "PrepareSlot",

@@ -13,11 +13,11 @@ from guard.authority.slot import AuthoritySlot
 from guard.chain import (
     Core,
     Entry,
+    EntryMaker,
     NodeSelectorSlot,
     Resource,
     SlotChain,
     StatisticSlot,
-    new_entry,
 )
 from guard.clock import MonotonicClock
 from guard.degrade.slot import DegradeSlot
@@ -31,7 +31,6 @@ from guard.wrap import AsyncGuardedFunction, GuardedFunction
 __all__ = ["Guard", "default_chain", "default_engine", "default_resource_name"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_TRACE_ALL: tuple[type[BaseException], ...] = (Exception,)
 
 
 def default_chain() -> SlotChain:
@@ -73,6 +72,10 @@ class Guard:
         self._core = Core(self.clock, sample_count)
         self._resources: dict[str, Any] = {}
         self._sweep_at = self.max_resources
+        #: ``entry(resource, *, origin=None, args=(), inbound=False, count=1,
+        #: exceptions_to_trace=(Exception,), exceptions_to_ignore=())``: an unentered entry
+        #: for ``with`` / ``async with`` (see ``EntryMaker``; compiled in the C twin).
+        self.entry = EntryMaker(self._core, self._resources, self._resource)
         self._lock = threading.RLock()
         self.chain = default_chain()
         from guard.rules import RuleSet
@@ -193,42 +196,6 @@ class Guard:
         return snapshot("__inbound__", self._core.inbound_node, self._core.now())
 
     # -- entries ------------------------------------------------------------------------
-
-    def entry(
-        self,
-        resource: str,
-        *,
-        origin: str | None = None,
-        args: tuple[Any, ...] = (),
-        inbound: bool = False,
-        count: int = 1,
-        exceptions_to_trace: tuple[type[BaseException], ...] = _TRACE_ALL,
-        exceptions_to_ignore: tuple[type[BaseException], ...] = (),
-    ) -> Entry:
-        """An unentered entry: use it with ``with`` / ``async with``.
-
-        Entering raises the ``BlockError``; an exception leaving the block is traced
-        (counted for degrade rules) unless ignored.
-        """
-        # Cheap checks first: this runs for every `with entry(...)`.
-        if type(count) is not int or count < 1:  # bool is refused too
-            raise ValueError(f"{resource}: count must be an integer >= 1")
-        if origin is not None and type(origin) is not str and not isinstance(origin, str):
-            # Checked here so both twins refuse it alike (origin nodes are keyed by str).
-            raise TypeError(f"{resource}: origin must be a str or None, not {origin!r}")
-        res = self._resources.get(resource)
-        if res is None:
-            res = self._resource(resource)
-        if type(args) is not tuple:
-            args = tuple(args)
-        e = new_entry(self._core, res, origin, args, count, inbound)
-        # new_entry defaults to tracing every Exception and ignoring none.
-        # (The pure twin's attribute types are inferred from its defaults; these widen them.)
-        if exceptions_to_trace != _TRACE_ALL:
-            e.trace_types = tuple(exceptions_to_trace)  # type: ignore[assignment]
-        if exceptions_to_ignore:
-            e.ignore_types = tuple(exceptions_to_ignore)  # type: ignore[assignment]
-        return e
 
     def enter(self, resource: str, **kwargs: Any) -> Entry:
         """Enter now (raising the ``BlockError``); call ``e.exit()`` when done."""
