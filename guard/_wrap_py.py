@@ -22,6 +22,13 @@ else:
 
 __all__ = ["AsyncGuardedFunction", "GuardedFunction"]
 
+ERROR_KWNAMES = ("error",)  # the compiled twin's call_with_error passes error= by name
+
+if not cython.compiled:
+
+    def call_with_error(handler: Any, args: tuple[Any, ...], error: Any) -> Any:
+        return handler(*args, error=error)
+
 
 class GuardedFunction:
     """A plain function guarded as one resource."""
@@ -75,7 +82,7 @@ class GuardedFunction:
         if handler is None:
             raise error
         if not kwargs:  # the common case: no keyword dict to merge
-            return handler(*args, error=error)
+            return call_with_error(handler, args, error)
         return handler(*args, error=error, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -126,6 +126,26 @@ def test_blocked_call_goes_to_block_handler_with_error() -> None:
     assert g.stats("r").total_block == 1
 
 
+@pytest.mark.parametrize("nargs", [0, 1, 8, 9, 20])
+def test_block_handler_gets_every_positional_argument_and_the_error(nargs: int) -> None:
+    # Positional-only calls take the compiled twin's one-vectorcall path (up to 8 args).
+    g = engine({"resource": "r", "count": 0})
+    seen: list[Any] = []
+
+    def handler(*args: Any, error: BlockError) -> tuple[Any, ...]:
+        seen.append(error)
+        return args
+
+    @g.guard("r", block_handler=handler)
+    def f(*args: Any) -> Any:
+        pytest.fail("a blocked call must not run")
+
+    values = tuple(object() for _ in range(nargs))
+    result = f(*values)
+    assert result == values and all(a is b for a, b in zip(result, values, strict=True))
+    assert isinstance(seen[0], FlowBlocked) and seen[0].resource == "r"
+
+
 def test_blocked_call_goes_to_fallback_without_block_handler() -> None:
     g = engine({"resource": "r", "count": 0})
 
