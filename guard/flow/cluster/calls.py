@@ -77,7 +77,7 @@ PING: Script | None = None
 class Request:
     """One call: ``script`` with ``keys`` and ``args`` (``PING`` when ``script`` is None)."""
 
-    __slots__ = ("args", "done", "error", "keys", "reply", "script", "sent", "state")
+    __slots__ = ("args", "done", "error", "finished", "keys", "reply", "script", "sent", "state")
 
     def __init__(self, script: Script | None, keys: list[str], args: list[Any]) -> None:
         self.script = script
@@ -85,6 +85,7 @@ class Request:
         self.args = args
         self.sent = 0.0  # monotonic seconds when it was queued: its wait starts here
         self.state = PENDING
+        self.finished = False  # the sender is done with it (sent and answered, or skipped)
         self.reply: Any = None
         self.error: BaseException | None = None
         # Held until the reply (or the give-up) is stored: a raw lock is the cheapest
@@ -110,8 +111,8 @@ class Sender:
         self.client = client
         self.name = name
         self.lock = lock
-        # Requests not finished by the sender, oldest first (the sender finishes them in
-        # this order), so ``pending[0]`` is the oldest request Redis has not answered.
+        # Requests the sender is not done with, oldest first, so ``pending[0]`` is the
+        # oldest request Redis has not answered (or that waits behind one).
         self.pending: deque[Request] = deque()
         self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -194,15 +195,21 @@ class Sender:
                     self._finish(request, None, None)
         if len(running) > 1:
             self.pipelined += len(running)
-        outcomes = _execute(self.client, running)
+        try:
+            outcomes = _execute(self.client, running)
+        except Exception as exc:  # a bug must not leave the askers waiting, nor kill the thread
+            outcomes = [(None, exc)] * len(running)
         with self.lock:
             for request, (reply, error) in zip(running, outcomes, strict=True):
                 self._finish(request, reply, error)
 
     def _finish(self, request: Request, reply: Any, error: BaseException | None) -> None:
-        # Under ``lock``; requests finish in the order they were queued.
-        if self.pending and self.pending[0] is request:
-            self.pending.popleft()
+        # Under ``lock``. A skipped request may finish before an earlier one that is being
+        # sent: ``pending`` loses only its finished head.
+        request.finished = True
+        pending = self.pending
+        while pending and pending[0].finished:
+            pending.popleft()
         if request.state == RUNNING:
             request.state = DONE
             request.reply = reply

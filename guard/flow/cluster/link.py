@@ -165,7 +165,7 @@ class Link:
         if isinstance(error, NoReply):  # the link went down while this call waited
             raise error
         if error is not None:
-            if not probe:
+            if not probe and isinstance(error, FAILURES):
                 self.mark_down(error, sent)
             raise error
         return request.reply

@@ -15,10 +15,8 @@ from redis.retry import Retry
 from guard import BlockError, Guard
 from guard.flow.cluster import ClusterController
 
-# What a call may take beyond timeout_ms on a loaded machine: the thread whose timed wait
-# ran out must get the interpreter back, and another thread of the process (the sender
-# parsing a reply, the refiller) may hold it for one switch interval
-# (sys.getswitchinterval(), 5 ms); the rest is the kernel waking the thread.
+# What a wait may take beyond timeout_ms: one switch interval of the interpreter (5 ms)
+# plus the kernel waking the thread (see test_processes.py for the reasoning and figures).
 ALLOWANCE_S = 0.010
 
 
