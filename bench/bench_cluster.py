@@ -17,14 +17,22 @@ the median minus the local median of the same process count, in the same run.
 
 Then the accuracy run: 3 processes offering 300/s each to one global rule of 300/s for
 ``--accuracy-seconds``, with and without leasing: admitted/s against the limit.
+
+Last the fallback run: the same load with ``timeout_ms: 50`` on a Redis of its own, which
+is SIGSTOPped for one second mid-run. Per process: how long after the SIGSTOP it switched
+to local enforcement, how long after the first request Redis left unanswered (the moment
+a process can see Redis stop: it switches within ``timeout_ms`` of that), the longest
+any call waited for Redis, and how long after SIGCONT it was back on the shared window.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -66,6 +74,12 @@ class Redis:
                 time.sleep(0.02)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
+    def pause(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         self.proc.kill()
         self.proc.wait()
@@ -91,11 +105,11 @@ def worker_throughput(spec: dict[str, Any]) -> dict[str, Any]:
                 pass
         else:
             time.sleep(0.005)
-    from guard.flow import cluster_link
     from guard.flow.cluster import cluster_metrics
+    from guard.flow.cluster.link import links
 
     def redis_calls() -> int:
-        return sum(link.calls for link in list(cluster_link._links.values()))
+        return sum(link.calls for link in links())
 
     samples: list[int] = []
     blocked = n = 0
@@ -129,31 +143,64 @@ def worker_throughput(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class Transitions(logging.Handler):
+    """Fallbacks as (when, when the first unanswered request was sent); recoveries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fallback: list[tuple[float, float]] = []
+        self.recovery: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "enforcing locally" in message:
+            self.fallback.append((time.monotonic(), getattr(record, "unanswered_since", 0.0)))
+        elif "enforcing cluster-wide" in message:
+            self.recovery.append(time.monotonic())
+
+
 def worker_paced(spec: dict[str, Any]) -> dict[str, Any]:
     from guard import BlockError, Guard
+    from guard.flow.cluster.link import links
 
+    transitions = Transitions()
+    logging.getLogger("guard.flow.cluster").addHandler(transitions)
     engine = Guard()
     engine.load_rules(spec["rules"])
     resource, rate = spec["resource"], spec["rate"]
     while time.monotonic() < spec["start"]:
         time.sleep(0.001)
+    for link in links():  # the run's waits, not the start-up's
+        link.longest_wait = 0.0
     passed = 0
+    slowest = 0.0
     for i in range(int(rate * spec["seconds"])):
         delay = spec["start"] + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        t0 = time.monotonic()
         try:
             with engine.entry(resource):
                 passed += 1
         except BlockError:
             pass
-    return {"passed": passed}
+        slowest = max(slowest, time.monotonic() - t0)
+    return {
+        "passed": passed,
+        "slowest": slowest,
+        "longest_wait": max((link.longest_wait for link in links()), default=0.0),
+        "fallback": transitions.fallback,
+        "recovery": transitions.recovery,
+    }
 
 
 # -- driver ------------------------------------------------------------------------------
 
 
-def run_workers(kind: str, spec: dict[str, Any], processes: int) -> list[dict[str, Any]]:
+def run_workers(
+    kind: str, spec: dict[str, Any], processes: int, during: Any = None
+) -> list[dict[str, Any]]:
+    """Run ``processes`` workers; ``during(start)`` runs meanwhile (the fault run)."""
     spec = {**spec, "start": time.monotonic() + 1.5 + 0.3 * processes}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
@@ -165,6 +212,8 @@ def run_workers(kind: str, spec: dict[str, Any], processes: int) -> list[dict[st
         )
         for _ in range(processes)
     ]
+    if during is not None:
+        during(spec["start"])
     out = []
     for proc in procs:
         stdout, _ = proc.communicate(timeout=spec["seconds"] + 60)
@@ -174,12 +223,14 @@ def run_workers(kind: str, spec: dict[str, Any], processes: int) -> list[dict[st
     return out
 
 
-def rules_for(mode: str, url: str, resource: str, count: float) -> dict[str, Any]:
+def rules_for(
+    mode: str, url: str, resource: str, count: float, timeout_ms: int = 1000
+) -> dict[str, Any]:
     rule: dict[str, Any] = {"resource": resource, "count": count}
     if mode != "local":
-        # A long timeout: on a busy machine a 50 ms stall would measure the fallback.
+        # 1000 ms by default: on a busy machine a 50 ms stall would measure the fallback.
         lease_ms = 100 if mode == "leasing" else 0
-        rule["cluster"] = {"url": url, "lease_ms": lease_ms, "timeout_ms": 1000}
+        rule["cluster"] = {"url": url, "lease_ms": lease_ms, "timeout_ms": timeout_ms}
     return {"flow": [rule]}
 
 
@@ -224,10 +275,78 @@ def accuracy(redis: Redis, seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
+def fallback(timeout_ms: int) -> list[dict[str, Any]]:
+    """3 paced processes per mode; their Redis is SIGSTOPped from 1 s to 2 s into the run."""
+    return [fallback_run(mode, timeout_ms) for mode in ("leasing", "strict")]
+
+
+def fallback_run(mode: str, timeout_ms: int) -> dict[str, Any]:
+    redis = Redis()
+    marks: dict[str, float] = {}
+
+    def fault(start: float) -> None:
+        time.sleep(max(0.0, start + 1.0 - time.monotonic()))
+        marks["paused"] = time.monotonic()
+        redis.pause()
+        time.sleep(1.0)
+        marks["resumed"] = time.monotonic()
+        redis.resume()
+
+    resource = f"fallback.{mode}"
+    spec = {"rules": rules_for(mode, redis.url, resource, 300, timeout_ms), "resource": resource}
+    spec.update(rate=300.0, seconds=3.0)
+    try:
+        results = run_workers("paced", spec, 3, fault)
+    finally:
+        redis.stop()
+    paused, resumed = marks["paused"], marks["resumed"]
+    switched = []
+    for r in results:
+        after = [(at, since) for at, since in r["fallback"] if at >= paused]
+        if after:
+            switched.append(after[0])
+    back = [min(t for t in r["recovery"] if t >= resumed) for r in results
+            if any(t >= resumed for t in r["recovery"])]  # fmt: skip
+    return {
+        "mode": mode,
+        "timeout_ms": timeout_ms,
+        "switched": len(switched),
+        "after_stop_ms": [(at - paused) * 1000 for at, _ in switched],
+        "after_unanswered_ms": [(at - since) * 1000 for at, since in switched],
+        "longest_wait_ms": max(r["longest_wait"] for r in results) * 1000,
+        "slowest_decision_ms": max(r["slowest"] for r in results) * 1000,
+        "recovery_ms": [(t - resumed) * 1000 for t in back],
+    }
+
+
+def _median_max(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} / {max(values):.1f}" if values else "-"
+
+
+def print_fallback(rows: list[dict[str, Any]]) -> None:
+    print("fallback: 3 processes x 300/s offered, one global rule of 300/s, Redis SIGSTOPped 1 s")
+    print("  switch to local: after the SIGSTOP, and after the first request Redis left")
+    print("  unanswered (when a process can see it stop); median / max over the processes")
+    columns = [("mode", 8), ("timeout_ms", 10), ("after SIGSTOP ms", 17),
+               ("after unanswered ms", 20), ("longest wait ms", 16),
+               ("slowest decision ms", 20), ("back after SIGCONT ms", 22)]  # fmt: skip
+    print("  " + " ".join(f"{n:>{w}}" if i else f"{n:{w}}" for i, (n, w) in enumerate(columns)))
+    for r in rows:
+        cells = [f"{r['mode']:8}", f"{r['timeout_ms']:>10}",
+                 f"{_median_max(r['after_stop_ms']):>17}",
+                 f"{_median_max(r['after_unanswered_ms']):>20}",
+                 f"{r['longest_wait_ms']:>16.1f}", f"{r['slowest_decision_ms']:>20.1f}",
+                 f"{_median_max(r['recovery_ms']):>22}"]  # fmt: skip
+        if r["switched"] != 3:
+            cells.append(f"({3 - r['switched']} did not switch)")
+        print("  " + " ".join(cells))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--accuracy-seconds", type=float, default=6.0)
+    parser.add_argument("--timeout-ms", type=int, default=50, help="of the fallback run")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -244,6 +363,7 @@ def main() -> int:
         acc = accuracy(redis, args.accuracy_seconds)
     finally:
         redis.stop()
+    fall = fallback(args.timeout_ms)
     print(f"cluster flow control (controllers: {IMPLEMENTATION}, {os.cpu_count()} cores, "
           f"{args.seconds:g} s per scenario; medians over processes)")  # fmt: skip
     columns = [("mode", 8), ("procs", 5), ("decisions/s", 12), ("x local", 8), ("cpu us", 8),
@@ -265,9 +385,12 @@ def main() -> int:
     for a in acc:
         error = (a["admitted_per_s"] - a["limit"]) / a["limit"] * 100
         print(f"  {a['mode']:8} admitted {a['admitted_per_s']:.1f}/s ({error:+.1f}% of 300)")
+    print()
+    print_fallback(fall)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"throughput": rows, "accuracy": acc}, indent=2))
+        results = {"throughput": rows, "accuracy": acc, "fallback": fall}
+        Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
 
 

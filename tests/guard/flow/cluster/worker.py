@@ -1,11 +1,13 @@
 """One engine process of the cluster tests: offers paced load to a cluster rule.
 
-Run as ``python -m tests.guard.flow.cluster_worker '<json>'`` with keys ``rules`` (the
+Run as ``python -m tests.guard.flow.cluster.worker '<json>'`` with keys ``rules`` (the
 rule mapping), ``resource``, ``rate`` (offered entries per second) and ``seconds``. Once
 its rules are loaded it prints ``ready`` and reads the start time from stdin
 (``time.monotonic()`` values are shared by every process of the machine, so the parent can
 compare them with the moment it paused Redis). Prints one JSON line: pass times, block
-count, the slowest decision and the fallback/recovery times.
+count, the slowest decision, the longest wait for Redis, and the transitions: each
+fallback as ``[when, when the first request Redis left unanswered was sent]``, each
+recovery as its time.
 """
 
 from __future__ import annotations
@@ -19,22 +21,24 @@ import time
 class _Transitions(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
-        self.fallback: list[float] = []
+        self.fallback: list[list[float]] = []
         self.recovery: list[float] = []
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        now = time.monotonic()
         message = record.getMessage()
         self.messages.append(message)
         if "enforcing locally" in message:
-            self.fallback.append(time.monotonic())
+            self.fallback.append([now, float(getattr(record, "unanswered_since", -1.0))])
         elif "enforcing cluster-wide" in message:
-            self.recovery.append(time.monotonic())
+            self.recovery.append(now)
 
 
 def main(spec: dict) -> dict:
     from guard import BlockError, Guard
     from guard.flow.cluster import cluster_metrics
+    from guard.flow.cluster.link import links
 
     transitions = _Transitions()
     logger = logging.getLogger("guard.flow.cluster")
@@ -51,6 +55,8 @@ def main(spec: dict) -> dict:
     n = int(rate * seconds)
     while time.monotonic() < start:
         time.sleep(0.001)
+    for link in links():  # measure the run, not the start-up
+        link.longest_wait = 0.0
     for i in range(n):
         due = start + i / rate
         delay = due - time.monotonic()
@@ -69,6 +75,7 @@ def main(spec: dict) -> dict:
         "passes": passes,
         "blocks": blocks,
         "slowest": slowest,
+        "longest_wait": max(link.longest_wait for link in links()),
         "fallback": transitions.fallback,
         "recovery": transitions.recovery,
         "messages": transitions.messages,
