@@ -26,13 +26,13 @@ cdef class Handle:
 
 @cython.final
 cdef class TimingWheel:
-    cdef long long _tick, _size, _base, _now, _clk, _seq, _maxl, _mod, _od
+    cdef long long _tick, _size, _base, _now, _clk, _maxl, _mod, _od
     cdef Py_ssize_t _count, _levels, _scap, _snext, _free, _pcap, _pnext, _pfree, _hlen
-    cdef long long[::1] _lt, _lsh, _lcur
+    cdef long long[::1] _lt, _lsh
     cdef bint _pow2
     cdef long long[::1] _bhead, _btail, _bfill, _blive, _bkey, _bhk, _bmin
-    cdef long long[::1] _rec, _pool, _heap, _scr
-    cdef object _rec_arr, _pool_arr, _heap_arr
+    cdef long long[::1] _rec, _pool, _heap, _scr, _sd
+    cdef object _rec_arr, _pool_arr, _heap_arr, _scr_arr, _sd_arr
     cdef list _spay
     cdef long long _wid
     cdef object __weakref__
@@ -45,36 +45,39 @@ cdef class TimingWheel:
     cpdef list advance(self, object now_ms)
 
     cdef i64 _checked(self, i64 d) except? 7
-    @cython.locals(s=Py_ssize_t, h=Handle)
+    @cython.locals(s=Py_ssize_t, g="long long", h=Handle)
     cdef Handle _add(self, long long d, object payload)
-    @cython.locals(d="long long", t="long long", key="long long", lvl=Py_ssize_t,
-                   idx=Py_ssize_t, b=Py_ssize_t, sh="long long", q="long long",
-                   start="long long")
-    cdef int _place(self, Py_ssize_t s, long long lo) except -1
-    cdef int _append(self, Py_ssize_t b, Py_ssize_t s, long long d) except -1
-    @cython.locals(fill="long long", c="long long", n="long long", g="long long")
-    cdef int _append_entry(self, Py_ssize_t b, Py_ssize_t s) except -1
-    @cython.locals(lvl=Py_ssize_t, t="long long")
-    cdef int _add_level(self) except -1
+    @cython.locals(c="long long", lvl=Py_ssize_t)
+    cdef Py_ssize_t _level(self, long long d) noexcept
+    @cython.locals(key="long long", lvl=Py_ssize_t, idx=Py_ssize_t, b=Py_ssize_t,
+                   sh="long long", q="long long", start="long long", t="long long")
+    cdef int _file(self, long long e, long long d, long long lo) except -1
+    @cython.locals(fill="long long", c="long long", n="long long")
+    cdef int _append_entry(self, Py_ssize_t b, long long e) except -1
 
     cdef bint _is_pending(self, Py_ssize_t s, int g)
-    @cython.locals(b=Py_ssize_t, w="long long")
+    @cython.locals(b=Py_ssize_t, d="long long")
     cdef bint _cancel(self, Py_ssize_t s, int g)
+    @cython.locals(lvl=Py_ssize_t)
+    cdef Py_ssize_t _bucket_at(self, long long d) noexcept
 
     @cython.locals(item="long long", key="long long", rank="long long", lvl=Py_ssize_t,
-                   idx=Py_ssize_t, b=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, out=list)
+                   b=Py_ssize_t, m=Py_ssize_t)
     cdef list _advance(self, long long now)
-    @cython.locals(n=Py_ssize_t, m=Py_ssize_t, i=Py_ssize_t, s=Py_ssize_t, d="long long",
-                   q="long long", prev_d="long long", prev_q="long long", ordered=bint)
-    cdef int _fire(self, Py_ssize_t b, long long now, list out) except -1
-    @cython.locals(i=Py_ssize_t, s=Py_ssize_t)
-    cdef int _sort_scratch(self, Py_ssize_t m) except -1
-    @cython.locals(lvl=Py_ssize_t, tk="long long", sh="long long")
-    cdef void _set_clock(self, long long t) noexcept
+    @cython.locals(n=Py_ssize_t, k=Py_ssize_t, i=Py_ssize_t, d="long long",
+                   prev="long long", ordered=bint)
+    cdef Py_ssize_t _fire(self, Py_ssize_t b, long long now, Py_ssize_t m) except -1
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t)
+    cdef int _cascade(self, Py_ssize_t b, long long key, Py_ssize_t m) except -1
+    @cython.locals(out=list, i=Py_ssize_t, s=Py_ssize_t)
+    cdef list _take(self, Py_ssize_t m)
+    @cython.locals(i=Py_ssize_t, keyed=list, d="long long", e="long long")
+    cdef int _sort_scratch(self, Py_ssize_t lo, Py_ssize_t hi) except -1
     @cython.locals(n=Py_ssize_t, c="long long", tail="long long", base="long long",
                    cnt="long long", j="long long", e="long long", s="long long",
                    nxt="long long")
-    cdef Py_ssize_t _collect(self, Py_ssize_t b) except -1
+    cdef Py_ssize_t _collect(self, Py_ssize_t b, Py_ssize_t at) except -1
+    cdef int _grow_scratch(self, Py_ssize_t cap) except -1
     cdef void _reset_bucket(self, Py_ssize_t b) noexcept
 
     @cython.locals(item="long long", key="long long", b=Py_ssize_t, best="long long",
@@ -97,7 +100,6 @@ cdef class TimingWheel:
     cdef Py_ssize_t _alloc_slot(self) except -1
     @cython.locals(cap=Py_ssize_t)
     cdef int _grow_slots(self) except -1
-    @cython.locals(g="long long")
     cdef void _release_slot(self, Py_ssize_t s) noexcept
     @cython.locals(c=Py_ssize_t, cap=Py_ssize_t)
     cdef Py_ssize_t _new_chunk(self) except -1

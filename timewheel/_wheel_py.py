@@ -1,51 +1,57 @@
 # cython: annotation_typing=False
-"""A hierarchical timing wheel with Kafka-style cascading (pure twin; compiled as ``_wheel_c``).
+"""A hierarchical timing wheel with cascading (pure twin; compiled as ``_wheel_c``).
 
 The model
 ---------
-Level 0 has ``wheel_size`` buckets of ``tick_ms`` each, so it spans ``tick_ms * wheel_size``
-ms from its clock. A deadline beyond that goes to level 1, whose tick is level 0's whole span,
-and so on; levels are created on demand (Kafka's overflow wheels). At ``tick_ms=1`` and
-``wheel_size=512`` the levels span 512 ms, 262 s, 37 h, 2.2 years, ...
+Level 0 has ``wheel_size`` buckets of ``tick_ms`` each; a level-``l`` bucket is a whole
+level ``l - 1`` (Kafka's overflow wheels, created on demand). At ``tick_ms=1`` and
+``wheel_size=512`` a level-1 bucket spans 512 ms, a level-2 one 262 s, a level-3 one 37 h.
+Read a time as digits in base ``wheel_size`` (digit ``l`` counts level-``l`` buckets): a timer
+goes to the highest level at which its deadline's digits differ from the clock's, in the bucket
+of its deadline's digit there (Varghese and Lauck's scheme 7, a clock with several hands).
 
-Worked example (``tick_ms=1``, ``wheel_size=512``, clock at 100): a timer due at 300 goes to
-level-0 bucket 300; one due at 700 is past 100 + 512, so it goes to the level-1 bucket covering
-[512, 1024). When ``advance`` reaches 512 that bucket is *cascaded*: each of its timers is put
-back through the normal insert, which now files 700 in level-0 bucket 700 (a timer moves at
-most ``levels - 1`` times). Only level-0 buckets fire.
+Worked example (``tick_ms=1``, ``wheel_size=512``, clock at 100): a timer due at 300 has the
+clock's level-1 digit (both lie in [0, 512)), so it goes to level-0 bucket 300; one due at 700
+lies in [512, 1024), so it goes to the level-1 bucket covering that range. When ``advance``
+reaches 512 the bucket is *cascaded*: each timer is filed again, and 700 now differs from the
+clock only at level 0, so it goes to level-0 bucket 188 (700 - 512). A timer moves at most
+``levels - 1`` times, and only level-0 buckets fire.
+
+So a pending timer's bucket is a function of its deadline and the clock: a timer record needs
+no bucket field, and cancelling recomputes it.
 
 Costs
 -----
-- ``schedule`` is O(levels): a few integer divisions, an append to the bucket's chunk chain.
-- ``cancel`` is O(1): the slot's generation is bumped and the bucket's live count dropped; the
+- ``schedule`` is O(levels): a few shifts (or divisions), an append to the bucket's chunks.
+- ``cancel`` is O(1): the slot's generation is bumped and its bucket's live count dropped; the
   stale entry left in the bucket is skipped when the bucket is swept (a bucket emptied by
   cancels gives its memory back at once).
 - ``advance`` never ticks through empty buckets: a min-heap holds one key per active
   *bucket* (not per timer, Kafka's DelayQueue idea), so its size is bounded by
-  ``wheel_size * levels``.
+  ``wheel_size * levels``. Each cascade or firing sweeps a bucket's chunks in order.
 
 Memory layout
 -------------
-A timer is a slot: three int64 words in one typed array (deadline, sequence number, and
-``generation << 32 | bucket``, so a cancel touches one cache line) plus one list of payloads.
-A bucket is a chain of fixed 32-word chunks drawn from one shared pool, each holding
-``generation << 32 | slot`` entries swept in order. The only Python
-objects per pending timer are its payload and the handle the caller keeps. A handle is
-(slot, generation): cancelling it after the timer fired or was cancelled finds a newer
-generation and returns False.
+A timer is a slot: two int64 words in one typed array (deadline, generation) plus one list of
+payloads. A bucket is a chain of fixed 32-word chunks drawn from one shared pool, each holding
+``generation << 32 | slot`` entries swept in order. The only Python objects per pending timer
+are its payload and the handle the caller keeps. A handle is (slot, generation): cancelling it
+after the timer fired or was cancelled finds a newer generation and returns False.
 
 Order
 -----
-``advance`` returns payloads by deadline, ties in scheduling order: every timer carries a
-sequence number, and the rare bucket that cascading left out of order is sorted before it
-fires. A timer never fires before its deadline whatever ``tick_ms`` is: a level-0 bucket that
-is only partly due keeps its later timers and is re-keyed to their earliest deadline.
+``advance`` returns payloads by deadline, ties in scheduling order. Timers with one deadline
+take the same path down the levels, and a bucket is only ever appended to and swept in
+order, so its equal deadlines stay in scheduling order; a bucket holding several deadlines
+(``tick_ms > 1``, or timers already due when scheduled) is sorted stably before it fires. A
+timer never fires before its deadline whatever ``tick_ms`` is: a level-0 bucket that is only
+partly due keeps its later timers and is re-keyed to the next millisecond.
 
 Concurrency
 -----------
 None: the wheel is a plain data structure driven by the caller's clock, with no threads and no
 I/O. Callers sharing one across threads hold a lock around every call (as the drivers do).
-Handles keep their wheel alive.
+Handles do not keep their wheel alive.
 """
 
 from __future__ import annotations
@@ -54,6 +60,11 @@ import itertools
 import operator
 import weakref
 from array import array
+
+import cython
+
+if cython.compiled:
+    from cython.cimports.timewheel._payloads import take_payloads
 
 __all__ = ["Handle", "TimingWheel"]
 
@@ -65,6 +76,7 @@ _CHUNK = 32  # words per chunk: one link to the next chunk, then 31 entries
 _SLOT_MASK = 0xFFFFFFFF
 _GEN_MASK = 0x7FFFFFFF
 _STALE = -(1 << 62)  # bucket minimum unknown (its earliest timer was cancelled)
+_SCRATCH_KEEP = 1 << 16  # scratch words kept between advances
 
 
 def _ms(value: object, what: str) -> int:
@@ -164,7 +176,6 @@ class TimingWheel:
         "_heap",
         "_heap_arr",
         "_hlen",
-        "_lcur",
         "_levels",
         "_lsh",
         "_lt",
@@ -182,7 +193,9 @@ class TimingWheel:
         "_rec_arr",
         "_scap",
         "_scr",
-        "_seq",
+        "_scr_arr",
+        "_sd",
+        "_sd_arr",
         "_size",
         "_snext",
         "_spay",
@@ -206,7 +219,6 @@ class TimingWheel:
         self._now = 0
         self._clk = 0
         self._count = 0
-        self._seq = 0
         ticks = [tick]
         top = tick
         while top * size < _SPAN:  # (no negative indexing: compiled with wraparound=False)
@@ -217,7 +229,6 @@ class TimingWheel:
         self._lt = array("q", ticks)
         self._pow2 = tick & (tick - 1) == 0 and size & (size - 1) == 0
         self._lsh = array("q", [t.bit_length() - 1 for t in ticks])
-        self._lcur = _zeros("q", self._maxl)
         self._levels = 1
         nb = self._maxl * size + 1
         self._od = nb - 1  # the bucket of timers already due when scheduled
@@ -239,7 +250,8 @@ class TimingWheel:
         self._pool_arr = self._pool = _zeros("q", 0)
         self._heap_arr = self._heap = _zeros("q", 64)
         self._hlen = 0
-        self._scr = _zeros("q", 64)
+        self._scr_arr = self._scr = _zeros("q", 64)
+        self._sd_arr = self._sd = _zeros("q", 64)
         self._wid = next(_IDS)
         ref = _WheelRef(self, _forget)
         ref.wid = self._wid
@@ -336,62 +348,63 @@ class TimingWheel:
 
     def _add(self, d, payload):
         s = self._alloc_slot()
-        self._rec[3 * s] = d
-        self._rec[3 * s + 1] = self._seq
-        self._seq += 1
+        g = self._rec[2 * s + 1]
+        self._rec[2 * s] = d
         self._spay[s] = payload
         if d <= self._now:
-            self._append(self._od, s, d)
+            if self._blive[self._od] == 0 or d < self._bmin[self._od]:
+                self._bmin[self._od] = d
+            self._append_entry(self._od, (g << 32) | s)
         else:
-            self._place(s, self._now + 1)
+            self._file((g << 32) | s, d, self._now + 1)
         self._count += 1
         h = Handle.__new__(Handle)
         h._wid = self._wid
         h._slot = s
-        h._gen = self._rec[3 * s + 2] >> 32
+        h._gen = g
         return h
 
-    def _place(self, s, lo):
-        """File slot ``s`` in its deadline's bucket; ``lo`` bounds every deadline filed now."""
-        d = self._rec[3 * s]
+    def _level(self, d):
+        """The level of a timer due at ``d`` (not before the clock): the highest level whose
+        tick count differs between ``d`` and the clock."""
+        c = self._clk
         lvl = 0
-        t = self._lt[0]
-        while d >= self._lcur[lvl] + t * self._size:
-            lvl += 1
-            if lvl == self._levels:
-                self._add_level()
-            t = self._lt[lvl]
+        if self._pow2:
+            while lvl + 1 < self._maxl and d >> self._lsh[lvl + 1] != c >> self._lsh[lvl + 1]:
+                lvl += 1
+        else:
+            while lvl + 1 < self._maxl and d // self._lt[lvl + 1] != c // self._lt[lvl + 1]:
+                lvl += 1
+        return lvl
+
+    def _file(self, e, d, lo):
+        """File entry ``e`` (deadline ``d``) in its bucket; ``lo`` bounds every key given now."""
+        lvl = self._level(d)
         if self._pow2:  # shifts and masks instead of two 64-bit divisions
             sh = self._lsh[lvl]
             q = d >> sh
             idx = q & (self._size - 1)
             start = q << sh
         else:
+            t = self._lt[lvl]
             q = d // t
             idx = q % self._size
             start = q * t
         b = lvl * self._size + idx
         if self._blive[b] == 0:
+            if lvl >= self._levels:
+                self._levels = lvl + 1
             key = start
-            if key < lo:  # only the current level-0 bucket starts in the past
+            if key < lo:  # only the level-0 bucket of the clock's own tick starts in the past
                 key = lo
             self._bkey[b] = key
             self._bmin[b] = d
             self._push_bucket(b, lvl, idx, key)
-        else:
-            if d < self._bmin[b]:
-                self._bmin[b] = d
-            if d < self._bkey[b]:  # level 0 only: the bucket was re-keyed after a partial sweep
-                self._bkey[b] = d
-                self._push_bucket(b, lvl, idx, d)
-        self._append_entry(b, s)
-
-    def _append(self, b, s, d):
-        if self._blive[b] == 0 or d < self._bmin[b]:
+        elif d < self._bmin[b]:
             self._bmin[b] = d
-        self._append_entry(b, s)
+        self._append_entry(b, e)
 
-    def _append_entry(self, b, s):
+    def _append_entry(self, b, e):
         fill = self._bfill[b]
         c = self._btail[b]
         if c < 0 or fill == _CHUNK - 1:
@@ -404,50 +417,48 @@ class TimingWheel:
             c = n
             fill = 0
         fill += 1
-        g = self._rec[3 * s + 2] >> 32
-        self._pool[c * _CHUNK + fill] = (g << 32) | s
+        self._pool[c * _CHUNK + fill] = e
         self._bfill[b] = fill
         self._blive[b] += 1
-        self._rec[3 * s + 2] = (g << 32) | b
-
-    def _add_level(self):
-        lvl = self._levels
-        if lvl >= self._maxl:
-            raise AssertionError("timing wheel: deadline beyond the top level")
-        t = self._lt[lvl]
-        self._lcur[lvl] = (self._clk // t) * t
-        self._levels = lvl + 1
 
     # -- cancelling ----------------------------------------------------------------------
 
     def _is_pending(self, s, g):
-        return 0 <= s < self._snext and self._rec[3 * s + 2] >> 32 == g
+        return 0 <= s < self._snext and self._rec[2 * s + 1] == g
 
     def _cancel(self, s, g):
-        if s < 0 or s >= self._snext:
+        if s < 0 or s >= self._snext or self._rec[2 * s + 1] != g:
             return False
-        w = self._rec[3 * s + 2]
-        if w >> 32 != g:
-            return False
-        b = w & _SLOT_MASK
+        self._spay[s] = None  # first: the payload's line is the slowest to come
+        d = self._rec[2 * s]
+        b = self._bucket_at(d)
         self._blive[b] -= 1
         if self._blive[b] == 0:
             self._free_chain(self._bhead[b])
             self._reset_bucket(b)
-        elif self._bmin[b] == self._rec[3 * s]:
+        elif self._bmin[b] == d:
             self._bmin[b] = _STALE
         self._release_slot(s)
         self._count -= 1
         return True
 
+    def _bucket_at(self, d):
+        """The bucket of a pending timer due at ``d``: a function of ``d`` and the clock."""
+        if d <= self._clk:
+            return self._od  # timers in the wheel are all due after the clock
+        lvl = self._level(d)
+        if self._pow2:
+            return lvl * self._size + ((d >> self._lsh[lvl]) & (self._size - 1))
+        return lvl * self._size + (d // self._lt[lvl]) % self._size
+
     # -- advancing -----------------------------------------------------------------------
 
     def _advance(self, now):
-        out: list[object] = []
         if now < self._now:
             now = self._now
+        m = 0  # due timers gathered so far, in firing order, in _scr[:m]
         if self._blive[self._od] > 0:
-            self._fire(self._od, now, out)
+            m = self._fire(self._od, now, m)
         while self._hlen > 0:
             item = self._heap[0]
             key = item // self._mod
@@ -456,92 +467,111 @@ class TimingWheel:
             self._heap_pop()
             rank = item % self._mod
             lvl = self._maxl - 1 - rank // self._size
-            idx = rank % self._size
-            b = lvl * self._size + idx
+            b = lvl * self._size + rank % self._size
             if self._bhk[b] == key:
                 self._bhk[b] = -1
             if self._bkey[b] != key or self._blive[b] == 0:
-                continue  # stale: the bucket was emptied or re-keyed since
-            self._set_clock(key)
+                continue  # stale: the bucket was emptied or refilled since
+            self._clk = key
             if lvl == 0:
-                self._fire(b, now, out)
+                m = self._fire(b, now, m)
             else:
-                n = self._collect(b)
-                for i in range(n):
-                    self._place(self._scr[i], key)  # the cascade: down to a finer level
+                self._cascade(b, key, m)
         self._now = now
-        self._set_clock(now)
+        self._clk = now
+        return self._take(m)
+
+    def _fire(self, b, now, m):
+        """Append the timers of level-0 bucket ``b`` due by ``now`` to ``_scr[m:]`` in firing
+        order and return the new end; re-file the rest (only when ``tick_ms > 1``)."""
+        n = self._collect(b, m)
+        k = m
+        ordered = True
+        prev = _STALE
+        for i in range(m, m + n):
+            d = self._sd[i]
+            if d <= now:
+                if d < prev:
+                    ordered = False
+                prev = d
+                self._scr[k] = self._scr[i]
+                self._sd[k] = d
+                k += 1
+            else:
+                self._file(self._scr[i], d, now + 1)
+        if not ordered:
+            self._sort_scratch(m, k)
+        return k
+
+    def _cascade(self, b, key, m):
+        """Re-file the timers of higher-level bucket ``b``, keeping ``_scr[:m]``."""
+        n = self._collect(b, m)
+        for i in range(m, m + n):
+            self._file(self._scr[i], self._sd[i], key)  # down to a finer level
+
+    def _take(self, m):
+        """The payloads of the due entries ``_scr[:m]``, whose slots are released."""
+        if cython.compiled:  # moves the references: see _payloads.pxd
+            out = take_payloads(self._spay, cython.address(self._scr[0]), m)
+        else:
+            out = [None] * m
+            for i in range(m):
+                s = self._scr[i] & _SLOT_MASK
+                out[i] = self._spay[s]
+                self._spay[s] = None
+        for i in range(m):
+            self._release_slot(self._scr[i] & _SLOT_MASK)
+        self._count -= m
+        if len(self._scr) > _SCRATCH_KEEP:  # after a large drain: give the memory back
+            self._scr = self._sd = None  # type: ignore[assignment]
+            self._scr_arr = _zeros("q", 64)
+            self._sd_arr = _zeros("q", 64)
+            self._scr = self._scr_arr
+            self._sd = self._sd_arr
         return out
 
-    def _fire(self, b, now, out):
-        """Fire the timers of bucket ``b`` due by ``now``; re-file the rest in the same bucket."""
-        n = self._collect(b)
-        m = 0
-        ordered = True
-        prev_d = _STALE
-        prev_q = -1
-        for i in range(n):
-            s = self._scr[i]
-            d = self._rec[3 * s]
-            if d <= now:
-                q = self._rec[3 * s + 1]
-                if d < prev_d or (d == prev_d and q < prev_q):
-                    ordered = False
-                prev_d = d
-                prev_q = q
-                self._scr[m] = s
-                m += 1
-            else:
-                self._place(s, now + 1)
-        if not ordered:
-            self._sort_scratch(m)
-        for i in range(m):
-            s = self._scr[i]
-            out.append(self._spay[s])
-            self._release_slot(s)
-        self._count -= m
-
-    def _sort_scratch(self, m):
+    def _sort_scratch(self, lo, hi):
+        """Sort ``_scr[lo:hi]`` by deadline, keeping filing (= scheduling) order for ties."""
         keyed = []
-        for i in range(m):
-            s = self._scr[i]
-            keyed.append((self._rec[3 * s], self._rec[3 * s + 1], s))
+        for i in range(lo, hi):
+            keyed.append((self._sd[i], i, self._scr[i]))
         keyed.sort()
-        for i in range(m):
-            self._scr[i] = keyed[i][2]
+        for i in range(lo, hi):
+            d, _, e = keyed[i - lo]
+            self._sd[i] = d
+            self._scr[i] = e
 
-    def _set_clock(self, t):
-        self._clk = t
-        for lvl in range(self._levels):
-            if self._pow2:
-                sh = self._lsh[lvl]
-                self._lcur[lvl] = (t >> sh) << sh
-            else:
-                tk = self._lt[lvl]
-                self._lcur[lvl] = (t // tk) * tk
-
-    def _collect(self, b):
-        """Copy bucket ``b``'s live slots (in filing order) to the scratch array and empty it."""
-        if self._blive[b] > len(self._scr):
-            self._scr = _zeros("q", self._blive[b] * 2)
-        n = 0
+    def _collect(self, b, at):
+        """Copy bucket ``b``'s live entries and their deadlines (in filing order) to
+        ``_scr[at:]`` and ``_sd[at:]``, empty it, and return how many there were."""
+        if at + self._blive[b] > len(self._scr):
+            self._grow_scratch(2 * (at + self._blive[b]))
+        n = at
         c = self._bhead[b]
         tail = self._btail[b]
         while c >= 0:
             base = c * _CHUNK
             cnt = self._bfill[b] if c == tail else _CHUNK - 1
-            for j in range(1, cnt + 1):
-                e = self._pool[base + j]
+            for j in range(base + 1, base + cnt + 1):
+                e = self._pool[j]
                 s = e & _SLOT_MASK
-                if self._rec[3 * s + 2] >> 32 == e >> 32:
-                    self._scr[n] = s
+                if self._rec[2 * s + 1] == e >> 32:
+                    self._scr[n] = e
+                    self._sd[n] = self._rec[2 * s]
                     n += 1
             nxt = self._pool[base]
             self._pool[base] = self._pfree
             self._pfree = c
             c = nxt
         self._reset_bucket(b)
-        return n
+        return n - at
+
+    def _grow_scratch(self, cap):
+        self._scr = self._sd = None  # type: ignore[assignment]  # release the typed views
+        self._scr_arr = _grown(self._scr_arr, "q", cap)
+        self._sd_arr = _grown(self._sd_arr, "q", cap)
+        self._scr = self._scr_arr
+        self._sd = self._sd_arr
 
     def _reset_bucket(self, b):
         self._bhead[b] = -1
@@ -602,8 +632,8 @@ class TimingWheel:
             for j in range(1, cnt + 1):
                 e = self._pool[base + j]
                 s = e & _SLOT_MASK
-                if self._rec[3 * s + 2] >> 32 == e >> 32 and self._rec[3 * s] < best:
-                    best = self._rec[3 * s]
+                if self._rec[2 * s + 1] == e >> 32 and self._rec[2 * s] < best:
+                    best = self._rec[2 * s]
             c = self._pool[base]
         self._bmin[b] = best
         return best
@@ -656,7 +686,7 @@ class TimingWheel:
     def _alloc_slot(self):
         s = self._free
         if s >= 0:
-            self._free = self._rec[3 * s + 1]
+            self._free = self._rec[2 * s]
             return s
         s = self._snext
         if s == self._scap:
@@ -669,16 +699,15 @@ class TimingWheel:
         # instead of copying), so a small step costs little and leaves little slack.
         cap = self._scap + (self._scap >> 3) + 64
         self._rec = None  # type: ignore[assignment]  # release the typed view: resize in place
-        self._rec_arr.frombytes(bytes(24 * (cap - self._scap)))
+        self._rec_arr.frombytes(bytes(16 * (cap - self._scap)))
         self._rec = self._rec_arr
         self._spay.extend([None] * (cap - self._scap))
         self._scap = cap
 
     def _release_slot(self, s):
-        self._spay[s] = None
-        g = ((self._rec[3 * s + 2] >> 32) + 1) & _GEN_MASK
-        self._rec[3 * s + 2] = g << 32
-        self._rec[3 * s + 1] = self._free  # a free slot's sequence word links the free list
+        """Bump slot ``s``'s generation and free it (its payload is already cleared)."""
+        self._rec[2 * s + 1] = (self._rec[2 * s + 1] + 1) & _GEN_MASK
+        self._rec[2 * s] = self._free  # a free slot's deadline word links the free list
         self._free = s
 
     def _new_chunk(self):
