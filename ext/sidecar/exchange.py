@@ -1,9 +1,9 @@
 """One proxied request: guard entry, upstream pick, streaming both ways, outcome.
 
-No task or coroutine is created per request in the common case. The engine's
-``aenter`` coroutine is stepped once by hand: when it completes at once (it does unless a
-rate-limiter rule makes the request wait) the request goes on synchronously; otherwise
-the rest of that coroutine runs in a task. After the upstream connection is chosen,
+No task or coroutine is created per request in the common case: the guard entry is
+checked with ``Entry.check()`` (a refusal comes back as a value, not raised), and only a
+rate-limiter rule that makes the request wait starts a task. After the upstream
+connection is chosen,
 everything is driven by protocol callbacks that write straight to the other side's
 transport, so bodies are never buffered beyond the transports' flow-control limits.
 ``_finish`` runs exactly once per passed request and closes its guard entry.
@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from ext.sidecar.responses import HOP_BY_HOP, REASONS, blocked_response, error_response
+from ext.sidecar.heads import (
+    CONNECTION_WORDS,
+    FORWARDED_HOST,
+    FORWARDED_PROTO,
+    RequestExtras,
+    response_fields,
+)
+from ext.sidecar.responses import REASONS, blocked_response, error_response
 from ext.sidecar.upstream import UpstreamConnection, UpstreamError, UpstreamTimeoutError
 from guard import BlockError
 
@@ -31,7 +37,7 @@ _BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is
 _NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _BLOCK_CACHE_MAX = 4096
-_CONN_WORDS = HOP_BY_HOP | {b"close", b""}
+_PROTO_HOST = b"x-forwarded-proto: http\r\nx-forwarded-host: "
 
 
 class UpstreamStatusError(Exception):
@@ -80,18 +86,18 @@ class Exchange:
         "body_done",
         "client",
         "close_after",
-        "content_length",
         "discard",
         "expect",
+        "extra",
         "framing",
         "head_sent",
-        "headers",
         "host",
         "keep_alive",
         "method",
+        "n_parts",
+        "parts",
         "resource",
         "target",
-        "te_codings",
         "version",
     )
 
@@ -100,46 +106,37 @@ class Exchange:
         client: ClientConnection,
         method: bytes,
         target: bytes,
-        headers: list[tuple[bytes, bytes, bytes]],
+        parts: list[bytes],
         version: str,
         keep_alive: bool,
         framing: str,
-        content_length: int,
         host: bytes | None,
-        te_codings: bytes,
+        extra: RequestExtras | None,
     ) -> None:
         self.client = client
         self.method = method
         self.target = target
-        self.headers = headers  # (name, value, lower-case name)
+        # The forwarded fields, laid out for the upstream request head (see
+        # ClientConnection.on_message_begin); dropped ones are in ``extra.dropped``.
+        self.parts = parts
+        self.n_parts = len(parts)
         self.version = version
         self.keep_alive = keep_alive
         self.framing = framing  # "none" | "length" | "chunked" (request body)
-        self.content_length = content_length
         self.host = host
-        self.te_codings = te_codings  # codings before "chunked", e.g. b"gzip, "
+        self.extra = extra  # the less common fields, when the request had any
+        self.expect = extra is not None and extra.expect
         self.body_done = framing == "none"
         self.discard = False
-        self.expect = False
         self.head_sent = False
         self.close_after = False
         self.resource = ""
-        self._buffer: list[bytes] = []
+        self._buffer: list[bytes] | None = None  # body bytes held until a connection is ready
         self._buffered = 0
         self._conn: UpstreamConnection | None = None
-        self._upstream: Upstream | None = None
         self._entry: Any = None
         self._finished = False
-        self._attempt = 0
-        self._started = 0.0
-        self._io = 0
-        self._seen_io = 0
-        self._idle_since = 0.0
-        self._started_on: Upstream | None = None
-        self._out_chunked = False
-        self._resp_eof = False
-        self._sent_body = False
-        self._status = 0
+        # The upstream leg's fields are set by _entered: a refused request never needs them.
 
     # -- request body, fed by the client connection ----------------------------------
     def request_body(self, data: bytes) -> None:
@@ -153,6 +150,8 @@ class Exchange:
             else:
                 conn.transport.write(data)  # type: ignore[union-attr]
             return
+        if self._buffer is None:
+            self._buffer = []
         self._buffer.append(data)
         self._buffered += len(data)
         if self._buffered > _BUFFER_LIMIT:
@@ -166,62 +165,70 @@ class Exchange:
 
     # -- entering the guard -------------------------------------------------------------
     def start(self) -> None:
-        """Route, enter the guard, then forward or answer the block."""
+        """Route, enter the guard, then forward or answer the refusal."""
         client = self.client
         proxy = client.proxy
-        path, _, query = self.target.partition(b"?")
-        match = proxy.router.match(self.method, path)
+        target = self.target
+        q = target.find(b"?")
+        match = proxy.router.match(self.method, target if q < 0 else target[:q])
         self.resource = resource = match.resource
         args: tuple[Any, ...] = ()
         if match.params:
-            args = self._args(match.params, query)
+            args = self._args(match.params, b"" if q < 0 else target[q + 1 :])
         origin = ""
         if proxy.origin_header is not None:
             origin = self.header(proxy.origin_header) or ""
         try:
-            # entry(...).__aenter__() is what ``async with`` runs; stepping it by hand
-            # skips a coroutine frame of Guard.aenter on every request.
-            coro = proxy.guard.entry(resource, origin=origin, args=args, inbound=True).__aenter__()
-            yielded = coro.send(None)
-        except StopIteration as done:
-            self._entered(done.value)
-            return
-        except BlockError as err:
-            self._blocked(err)
-            return
+            entry = proxy.guard.entry(resource, origin=origin, args=args, inbound=True)
+            error = entry.check()  # booked already when it refuses
         except Exception:
             proxy.log.exception("guard entry failed on %s", resource)
-            self.close_after = True
-            self._answer(error_response(500, "guard_error", close=True))
-            client.exchange_done(self)
+            self._guard_failed()
             return
-        _finish_in_task(client.loop, coro, yielded, self._entered_later)
+        if error is not None:
+            self._blocked(error)
+        elif entry.wait_ms > 0.0:
+            # a rate-limiter rule queues the request: wait without blocking the loop
+            task = client.loop.create_task(self._wait(entry, proxy.guard.clock))
+            task.add_done_callback(self._waited)
+        else:
+            entry.passed()
+            self._entered(entry)
 
-    def _entered_later(self, task: asyncio.Task[Any]) -> None:
+    @staticmethod
+    async def _wait(entry: Any, clock: Any) -> Any:
+        await clock.asleep(entry.wait_ms)
+        entry.passed()
+        return entry
+
+    def _waited(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
             self.client.exchange_done(self)
             return
         err = task.exception()
-        if isinstance(err, BlockError):
-            self._blocked(err)
-        elif err is not None:
+        if err is not None:
             self.client.proxy.log.error("guard entry failed on %s: %r", self.resource, err)
-            self.close_after = True
-            self._answer(error_response(500, "guard_error", close=True))
-            self.client.exchange_done(self)
+            self._guard_failed()
         elif self.client.closed:
             task.result().exit()  # the client left while the rule made it wait
             self.client.exchange_done(self)
         else:
             self._entered(task.result())
 
+    def _guard_failed(self) -> None:
+        self.close_after = True
+        self._answer(error_response(500, "guard_error", close=True))
+        self.client.exchange_done(self)
+
     def _blocked(self, err: BlockError) -> None:
         client = self.client
-        client.proxy.metrics.blocked(self.resource, err.reason)
+        resource = self.resource
+        reason = err.reason
+        client.proxy.metrics.blocked(resource, reason)
         # A client that waits for "100 Continue" may or may not send its body now.
         close = not self.keep_alive or client.closing or (self.expect and not self.body_done)
         self.close_after = close
-        self._answer(_blocked_bytes(err.reason, self.resource, err.retry_after, close))
+        self._answer(_blocked_bytes(reason, resource, err.retry_after, close))
         client.exchange_done(self)
 
     def _entered(self, entry: Any) -> None:
@@ -229,6 +236,16 @@ class Exchange:
         client = self.client
         client.proxy.metrics.passed(self.resource)
         self._started = time.perf_counter()
+        self._upstream: Upstream | None = None
+        self._started_on: Upstream | None = None
+        self._attempt = 0
+        self._io = 0
+        self._seen_io = 0
+        self._idle_since = 0.0
+        self._sent_body = False
+        self._out_chunked = False
+        self._resp_eof = False
+        self._status = 0
         if self.expect and not self.body_done:
             client.write(_CONTINUE)  # the upstream never sees Expect: we said "go on"
         self._dispatch()
@@ -250,9 +267,14 @@ class Exchange:
     def header(self, lname: str) -> str | None:
         """First value of a header, by lower-case name."""
         key = lname.encode("latin-1")
-        for _, value, name in self.headers:
-            if name == key:
-                return value.decode("latin-1")
+        parts = self.parts
+        for i in range(4, self.n_parts, 4):
+            if parts[i].lower() == key:
+                return parts[i + 2].decode("latin-1")
+        if self.extra is not None:
+            for name, value in self.extra.dropped:
+                if name.lower() == key:
+                    return value.decode("latin-1")
         return None
 
     # -- reaching the upstream ----------------------------------------------------------
@@ -305,7 +327,7 @@ class Exchange:
         self._conn = conn
         conn.exchange = self
         conn.head_only = self.method == b"HEAD"
-        self._idle_since = client.loop.time()
+        self._seen_io = -1  # the proxy's next sweep starts the upstream's silence clock
         proxy.active.add(self)
         head = self._request_head(conn)
         if self._buffer:
@@ -324,86 +346,82 @@ class Exchange:
             conn.write(b"0\r\n\r\n")
 
     def _request_head(self, conn: UpstreamConnection) -> bytes:
+        parts = self.parts
+        n = self.n_parts
+        del parts[n:]  # a retry on a fresh connection builds the head again
+        parts[0] = self.method
+        parts[2] = self.target
         client = self.client
-        parts = [self.method, b" ", self.target, b" HTTP/1.1\r\n"]
-        drop = HOP_BY_HOP
-        conn_tokens = client.conn_tokens
-        if conn_tokens:
-            drop = drop | conn_tokens
-        xff = proto = xhost = None
-        for name, value, lname in self.headers:
-            if lname in drop:
-                continue
-            if lname == b"x-forwarded-for":
-                xff = value if xff is None else xff + b", " + value
-                continue
-            if lname == b"x-forwarded-proto":
-                proto = value
-            elif lname == b"x-forwarded-host":
-                xhost = value
-            elif lname == b"expect":
-                continue  # 100-continue was answered by the proxy itself
-            parts += (name, b": ", value, b"\r\n")
-        ip = client.peer_ip_bytes
-        parts += (b"x-forwarded-for: ", ip if xff is None else xff + b", " + ip, b"\r\n")
-        if proto is None:
+        host = self.host
+        extra = self.extra
+        if extra is None and host is not None:  # the common case
+            parts += (client.forwarded_for, _PROTO_HOST, host, b"\r\n\r\n")
+            return b"".join(parts)
+        xff: bytes | None = None
+        forwarded = 0
+        if extra is not None:
+            xff, forwarded = extra.xff, extra.forwarded
+            named = extra.tokens - CONNECTION_WORDS
+            if named:  # rare: the client's Connection names fields to drop
+                parts = parts[:4] + [
+                    p
+                    for i in range(4, n, 4)
+                    if parts[i].lower() not in named
+                    for p in parts[i : i + 4]
+                ]
+                if b"x-forwarded-for" in named:
+                    xff = None
+                if b"x-forwarded-proto" in named:
+                    forwarded &= ~FORWARDED_PROTO
+                if b"x-forwarded-host" in named:
+                    forwarded &= ~FORWARDED_HOST
+        if xff is None:
+            parts.append(client.forwarded_for)
+        else:
+            parts += (b"x-forwarded-for: ", xff, b", ", client.peer_ip_bytes, b"\r\n")
+        if not forwarded & FORWARDED_PROTO:
             parts.append(b"x-forwarded-proto: http\r\n")
-        if xhost is None and self.host is not None:
-            parts += (b"x-forwarded-host: ", self.host, b"\r\n")
-        if self.host is None:
+        if host is None:
             up = conn.upstream
             parts.append(b"host: %s:%d\r\n" % (up.host.encode(), up.port))
+        elif not forwarded & FORWARDED_HOST:
+            parts += (b"x-forwarded-host: ", host, b"\r\n")
         if self.framing == "chunked":
-            parts += (b"transfer-encoding: ", self.te_codings, b"chunked\r\n")
+            assert extra is not None
+            parts += (b"transfer-encoding: ", extra.te_codings, b"chunked\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)
 
     # -- upstream events ----------------------------------------------------------------
-    def response_head(self, status: int, lines: list[bytes]) -> None:
-        """The upstream's head: ``lines`` are its raw ``name: value`` lines."""
+    def response_head(self, status: int, block: bytes) -> None:
+        """The upstream's head: ``block`` is its field lines after the status line.
+
+        It starts with the status line's CRLF; see ``heads.response_fields``.
+        """
         self._status = status
         self._io += 1
-        length = None
-        chunked = False
-        conn_tokens = None
-        out = [_STATUS_LINES.get(status) or _status_line(status)]
-        for line in lines:
-            name, _, value = line.partition(b":")
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                if lname == b"transfer-encoding":
-                    chunked = True
-                elif lname == b"connection" and value.strip().lower() not in _CONN_WORDS:
-                    # "keep-alive"/"close" name nothing to drop; anything else is rare
-                    conn_tokens = {t.strip().lower() for t in value.split(b",")} - _CONN_WORDS
-                continue
-            if lname == b"content-length":
-                length = value
-            out += (line, b"\r\n")  # forwarded as received
-        if conn_tokens:  # rare: also drop the fields the upstream named as hop-by-hop
-            out = [out[0]]
-            for line in lines:
-                lname = line.partition(b":")[0].lower()
-                if lname not in conn_tokens and lname not in HOP_BY_HOP:
-                    out += (line, b"\r\n")
-        no_body = self.method == b"HEAD" or status in _NO_BODY_STATUS or status < 200
-        if not no_body and length is None:
+        fields, has_length, chunked = response_fields(block)
+        status_line = _STATUS_LINES.get(status) or _status_line(status)
+        framing = b""
+        if not has_length and not (
+            status < 200 or status in _NO_BODY_STATUS or self.method == b"HEAD"
+        ):
             # chunked or read-until-close upstream body: re-frame for the client
             self._resp_eof = not chunked
             if self.version == "1.1":
                 self._out_chunked = True
-                out.append(b"transfer-encoding: chunked\r\n")
+                framing = b"transfer-encoding: chunked\r\n"
             else:
                 self.close_after = True
         if self.close_after or not self.body_done or self._must_close():
             self.close_after = True
-            out.append(b"connection: close\r\n\r\n")
+            end = b"connection: close\r\n\r\n"
         elif self.version == "1.0":
-            out.append(b"connection: keep-alive\r\n\r\n")
+            end = b"connection: keep-alive\r\n\r\n"
         else:
-            out.append(b"\r\n")
+            end = b"\r\n"
         self.head_sent = True
-        self.client.write(b"".join(out))
+        self.client.write(b"".join((status_line, fields, framing, end)))
 
     def response_body(self, data: bytes) -> None:
         self._io += 1
@@ -543,26 +561,3 @@ def _status_line(status: int) -> bytes:
         if len(_STATUS_LINES) < 1000:
             _STATUS_LINES[status] = line
     return line
-
-
-def _finish_in_task(
-    loop: asyncio.AbstractEventLoop,
-    coro: Coroutine[Any, Any, Any],
-    yielded: Any,
-    callback: Any,
-) -> None:
-    """Run the rest of a coroutine that suspended on its first step in a task.
-
-    A task's first step sends None into the coroutine, which is exactly what resumes an
-    ``await`` of a future once that future is done (or a bare ``yield``), so the task is
-    created only then.
-    """
-
-    def go(_: Any = None) -> None:
-        task = loop.create_task(coro)
-        task.add_done_callback(callback)
-
-    if yielded is None:
-        loop.call_soon(go)
-    else:
-        yielded.add_done_callback(go)

@@ -5,6 +5,11 @@ flight, the next parsed ones wait in ``pending`` and reading pauses. Reading als
 while the upstream cannot take request body bytes fast enough, so memory stays bounded.
 A malformed request gets its 4xx/5xx answer on its own connection, which then closes;
 other connections are untouched.
+
+Cost: every httptools callback is a C-to-Python call, so each one does as little as it
+can. ``on_header`` sorts a field with one dict lookup: ordinary fields go straight into
+the list the upstream request head is joined from, the few the proxy must read or drop
+(``REQUEST_FIELDS``) take a slower path.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ from typing import TYPE_CHECKING, Any
 import httptools
 
 from ext.sidecar.exchange import Exchange
+from ext.sidecar.heads import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    DROP,
+    EXPECT,
+    FORWARDED_FOR,
+    FORWARDED_HOST,
+    FORWARDED_PROTO,
+    HOST,
+    REQUEST_FIELDS,
+    TRANSFER_ENCODING,
+    RequestExtras,
+)
 from ext.sidecar.responses import error_response
 
 if TYPE_CHECKING:
@@ -46,28 +64,27 @@ class ClientConnection(asyncio.Protocol):
         self.transport: Any = None
         self.peer_ip = ""
         self.peer_ip_bytes = b""
+        self.forwarded_for = b"x-forwarded-for: \r\n"  # with the peer address, once known
         self.closed = False
         self.closing = False
         self.write_paused = False
-        self.conn_tokens: frozenset[bytes] = frozenset()
         self.current: Exchange | None = None
         self.pending: collections.deque[Exchange] = collections.deque()
+        # Writes made while a read is handled are collected here and sent as one.
+        self.batch_depth = 0
+        self.out: list[bytes] = []
         self._reading_ex: Exchange | None = None
         self._pauses: set[str] = set()
         self._parser = httptools.HttpRequestParser(self)
-        self._url = b""
-        self._headers: list[tuple[bytes, bytes, bytes]] = []
-        self._head_bytes = 0
-        self._host: bytes | None = None
-        self._length = -1
-        self._te: bytes | None = None
-        self._expect = False
-        self._body_bytes = 0
-        self._in_head = False
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._batch = 0
-        self._out: list[bytes] = []
+        self._in_head = False
+        self._url = b""
+        self._parts: list[bytes] = []
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._host: bytes | None = None
+        self._extra: RequestExtras | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
@@ -75,34 +92,43 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = peer[0] if peer else ""
         self.peer_ip_bytes = self.peer_ip.encode()
+        self.forwarded_for = b"x-forwarded-for: " + self.peer_ip_bytes + b"\r\n"
         self.proxy.connections.add(self)
         self._arm(self.proxy.header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        self._batch += 1
+        self.batch_depth += 1
         try:
-            self._feed(data)
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._parse_failed(exc, data)
         finally:
-            self.end_batch()
+            self.batch_depth -= 1
+            if not self.batch_depth and self.out:
+                self.flush()
 
     def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
+        except httptools.HttpParserError as exc:
+            self._parse_failed(exc, data)
+
+    def _parse_failed(self, exc: httptools.HttpParserError, data: bytes) -> None:
+        if isinstance(exc, httptools.HttpParserUpgrade):
             # Upgrade is a hop-by-hop header we strip, so the request was proxied as plain
             # HTTP; go on parsing what follows with a fresh parser.
             self._parser = httptools.HttpRequestParser(self)
-            rest = data[int(upgrade.args[0]) :]
+            rest = data[int(exc.args[0]) :]
             if rest:
                 self._feed(rest)
-        except httptools.HttpParserCallbackError as exc:
+        elif isinstance(exc, httptools.HttpParserCallbackError):
             cause = exc.__context__
             if isinstance(cause, _Reject):
                 self._reject(cause.status, cause.word, cause.detail)
             else:
                 self.proxy.log.error("request handling failed: %r", cause)
                 self._reject(400, "bad_request", "malformed request")
-        except httptools.HttpParserError as exc:
+        else:
             self._reject(400, "bad_request", str(exc))
 
     def eof_received(self) -> bool:
@@ -136,16 +162,14 @@ class ClientConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._in_head = True
         self._url = b""
-        self._headers = []
+        # The upstream request head, joined once the guard lets the request through:
+        # method, " ", target, " HTTP/1.1\r\n", then name, ": ", value, "\r\n" per field.
+        self._parts = [b"", b" ", b"", b" HTTP/1.1\r\n"]
         self._head_bytes = 0
         self._host = None
-        self._length = -1
-        self._te = None
-        self._expect = False
-        self._body_bytes = 0
-        self._in_head = True
-        self.conn_tokens = frozenset()
+        self._extra = None
         if self.current is None:
             self._arm(self.proxy.header_timeout)
 
@@ -156,69 +180,98 @@ class ClientConnection(asyncio.Protocol):
             raise _Reject(431, "headers_too_large", "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self.proxy.max_header_bytes:
+        size = self._head_bytes + len(name) + len(value) + 4
+        self._head_bytes = size
+        if size > self.proxy.max_header_bytes:
             raise _Reject(431, "headers_too_large", "request headers too large")
-        lname = name.lower()
-        self._headers.append((name, value, lname))
-        if lname == b"host":
+        kind = REQUEST_FIELDS.get(name.lower())
+        if kind is None:
+            self._parts += (name, b": ", value, b"\r\n")
+        elif kind == HOST:
             self._host = value
-        elif lname == b"content-length":
-            self._length = int(value) if value.strip().isdigit() else -1
-        elif lname == b"transfer-encoding":
-            codings = [c.strip().lower() for c in value.split(b",")]
-            for coding in codings:
-                if coding not in _KNOWN_CODINGS:
-                    raise _Reject(501, "unsupported_transfer_encoding", coding.decode("latin-1"))
-            self._te = value if self._te is None else self._te + b", " + value
-        elif lname == b"expect":
-            if value.strip().lower() != b"100-continue":
-                raise _Reject(417, "expectation_failed", value.decode("latin-1"))
-            self._expect = True
-        elif lname == b"connection":
-            self.conn_tokens = self.conn_tokens | {t.strip().lower() for t in value.split(b",")}
+            self._parts += (name, b": ", value, b"\r\n")
+        else:
+            self._special_field(kind, name, value)
+
+    def _special_field(self, kind: int, name: bytes, value: bytes) -> None:
+        """A field the proxy reads (framing, Expect, Connection, X-Forwarded-*) or drops."""
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = RequestExtras()
+        if kind == CONTENT_LENGTH:
+            extra.length = int(value) if value.strip().isdigit() else -1
+        elif kind in (FORWARDED_PROTO, FORWARDED_HOST):
+            extra.forwarded |= kind
+        else:
+            if kind == TRANSFER_ENCODING:
+                for coding in value.split(b","):
+                    coding = coding.strip().lower()
+                    if coding not in _KNOWN_CODINGS:
+                        word = "unsupported_transfer_encoding"
+                        raise _Reject(501, word, coding.decode("latin-1"))
+                extra.te = value if extra.te is None else extra.te + b", " + value
+            elif kind == EXPECT:
+                if value.strip().lower() != b"100-continue":
+                    raise _Reject(417, "expectation_failed", value.decode("latin-1"))
+                extra.expect = True
+            elif kind == CONNECTION:
+                extra.tokens = extra.tokens | {t.strip().lower() for t in value.split(b",")}
+            elif kind == FORWARDED_FOR:
+                extra.xff = value if extra.xff is None else extra.xff + b", " + value
+            else:
+                assert kind == DROP
+            extra.dropped.append((name, value))  # not forwarded
+            return
+        self._parts += (name, b": ", value, b"\r\n")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        proxy = self.proxy
         method = parser.get_method()
         if method == b"CONNECT":
             raise _Reject(501, "method_not_supported", "CONNECT is not supported")
-        version = parser.get_http_version()
-        if version == "1.1" and self._host is None:
+        keep_alive = parser.should_keep_alive()
+        extra = self._extra
+        framing = "none"
+        # llhttp keeps a request alive without "Connection: keep-alive" only for HTTP/1.1
+        # (1.0 needs the token; 0.9 and 2.0 count as 1.0), so the version is known without
+        # get_http_version(), which formats a new string on every call.
+        if keep_alive and (extra is None or b"keep-alive" not in extra.tokens):
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
+        if self._host is None and version == "1.1":
             raise _Reject(400, "bad_request", "HTTP/1.1 request without Host")
-        framing, te_codings = "none", b""
-        if self._te is not None:
-            framing = "chunked"
-            codings = [c.strip() for c in self._te.split(b",")]
-            kept = [c for c in codings[:-1] if c.lower() != b"identity"]
-            te_codings = b"".join(c + b", " for c in kept)
-        elif self._length > 0:
-            framing = "length"
-            limit = proxy.max_body_bytes
-            if limit is not None and self._length > limit:
-                raise _Reject(413, "body_too_large", f"limit is {limit} bytes")
+        if extra is not None:
+            framing = self._framing(extra)
         self._deadline = None  # headers are in: no header timeout while proxying
         self._in_head = False
         ex = Exchange(
-            self,
-            method,
-            self._url,
-            self._headers,
-            version,
-            parser.should_keep_alive(),
-            framing,
-            self._length,
-            self._host,
-            te_codings,
+            self, method, self._url, self._parts, version, keep_alive, framing, self._host, extra
         )
-        ex.expect = self._expect and framing != "none"
         self._reading_ex = ex
         if self.current is None:
-            self._start(ex)
+            self.current = ex
+            ex.start()
         else:
             self.pending.append(ex)
             self.pause_reading("pipeline")
+
+    def _framing(self, extra: RequestExtras) -> str:
+        """How the request body is delimited: "none", "length" or "chunked"."""
+        if extra.te is not None:
+            codings = [c.strip() for c in extra.te.split(b",")]
+            kept = [c for c in codings[:-1] if c.lower() != b"identity"]
+            extra.te_codings = b"".join(c + b", " for c in kept)
+            self._body_bytes = 0
+            return "chunked"
+        if extra.length > 0:
+            limit = self.proxy.max_body_bytes
+            if limit is not None and extra.length > limit:
+                raise _Reject(413, "body_too_large", f"limit is {limit} bytes")
+            self._body_bytes = 0
+            return "length"
+        extra.expect = False  # nothing to wait for
+        return "none"
 
     def on_body(self, body: bytes) -> None:
         limit = self.proxy.max_body_bytes
@@ -235,12 +288,11 @@ class ClientConnection(asyncio.Protocol):
         self._reading_ex = None
         if ex is not None:
             ex.request_end()
+            if self.current is None and not self.closing:
+                # answered before its request was fully read (a refusal): idle from now
+                self._arm(self.proxy.keepalive_timeout)
 
     # -- exchange lifecycle -----------------------------------------------------------
-    def _start(self, ex: Exchange) -> None:
-        self.current = ex
-        ex.start()
-
     def exchange_done(self, ex: Exchange) -> None:
         """Called once per exchange when its answer has been written."""
         if self.current is not ex:
@@ -258,7 +310,8 @@ class ClientConnection(asyncio.Protocol):
             nxt = self.pending.popleft()
             if not self.pending:
                 self.resume_reading("pipeline")
-            self._start(nxt)
+            self.current = nxt
+            nxt.start()
             return
         if self._pauses:
             self.resume_reading("pipeline")
@@ -309,30 +362,21 @@ class ClientConnection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.closed:
             return
-        if self._batch:
-            self._out.append(data)
+        if self.batch_depth:
+            self.out.append(data)
         else:
             self.transport.write(data)
 
-    def begin_batch(self) -> None:
-        """Collect writes until ``end_batch``: one send for a response head and body."""
-        self._batch += 1
-
-    def end_batch(self) -> None:
-        self._batch -= 1
-        if not self._batch and self._out:
-            self.flush()
-
     def flush(self) -> None:
-        out = self._out
+        out = self.out
         if out:
-            self._out = []
-            if self.closed:
-                return
-            if len(out) == 1:
-                self.transport.write(out[0])
-            else:
-                self.transport.writelines(out)
+            if not self.closed:
+                if len(out) == 1:
+                    self.transport.write(out[0])
+                else:
+                    self.transport.writelines(out)
+            # transports copy what they keep, so the list is reused
+            out.clear()
 
     def abort(self) -> None:
         self.closing = True

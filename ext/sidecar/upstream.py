@@ -89,18 +89,21 @@ class UpstreamConnection(asyncio.Protocol):
                 self._fail(UpstreamError(f"response head from {self.upstream.url} too large"))
                 return
         client = exchange.client
-        client.begin_batch()  # head and body parsed from this read leave in one write
+        client.batch_depth += 1  # head and body parsed from this read leave in one write
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _SkipBody):
                 self._finish_head_only()
-                return
-            self._fail(UpstreamError(f"bad response from {self.upstream.url}: {exc.__context__}"))
+            else:
+                cause = exc.__context__
+                self._fail(UpstreamError(f"bad response from {self.upstream.url}: {cause}"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"bad response from {self.upstream.url}: {exc}"))
         finally:
-            client.end_batch()
+            client.batch_depth -= 1
+            if not client.batch_depth and client.out:
+                client.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -130,18 +133,17 @@ class UpstreamConnection(asyncio.Protocol):
             # this message: the head is not ours to trust.
             raise UpstreamError("response does not start with a status line")
         end = raw.find(b"\r\n\r\n")
-        lines = raw[:end].split(b"\r\n")
-        del lines[0]  # the status line
-        self._raw = raw[end + 4 :]  # after a 1xx, the next head may already be here
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._interim = True  # 100 Continue / 103 Early Hints: not forwarded
+            self._raw = raw[end + 4 :]  # the next head may already be here
             return
         self._collect = False
         self._raw = b""
         exchange = self.exchange
         if exchange is not None:
-            exchange.response_head(status, lines)
+            # from the status line's CRLF to the last field's
+            exchange.response_head(status, raw[raw.find(b"\r\n") : end + 2])
         if self.head_only:
             raise _SkipBody
 
