@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from ext.sidecar.config import Upstream
     from ext.sidecar.protocol import ClientConnection
 
-__all__ = ["Exchange", "UpstreamStatusError", "UpstreamTimeoutError"]
+__all__ = [
+    "Exchange",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
+    "admit",
+    "blocked_bytes",
+    "find_header",
+]
 
 _BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is opened
 _NO_BODY_STATUS = frozenset({204, 304})
@@ -51,7 +58,7 @@ class ClientGoneError(Exception):
 _blocked_cache: dict[tuple[str, str, float | None, bool], bytes] = {}
 
 
-def _blocked_bytes(reason: str, resource: str, retry_after: float | None, close: bool) -> bytes:
+def blocked_bytes(reason: str, resource: str, retry_after: float | None, close: bool) -> bytes:
     # Rejections must stay cheap (a blocked flood is when they matter): build each distinct
     # answer once. retry_after is rounded up to whole seconds anyway, so keys repeat.
     key = (reason, resource, None if retry_after is None else -(-retry_after // 1), close)
@@ -61,6 +68,77 @@ def _blocked_bytes(reason: str, resource: str, retry_after: float | None, close:
             _blocked_cache.clear()
         data = _blocked_cache[key] = blocked_response(reason, resource, retry_after, close=close)
     return data
+
+
+def admit(
+    client: ClientConnection,
+    method: bytes,
+    target: bytes,
+    parts: list[bytes],
+    n_parts: int,
+    extra: RequestExtras | None,
+) -> tuple[str, Any, BlockError | None]:
+    """Route a request and check it with the guard: ``(resource, entry, refusal)``.
+
+    The entry is None when the engine failed (logged here; the caller answers 500).
+    """
+    proxy = client.proxy
+    path = target
+    query = b""
+    if 63 in path:  # b"?": an int test is much cheaper than a bytes search
+        path, _, query = path.partition(b"?")
+    match = proxy.router.match(method, path)
+    resource = match.resource
+    args: tuple[Any, ...] = ()
+    if match.params:
+        args = _route_args(client, match.params, query, parts, n_parts, extra)
+    origin = ""
+    if proxy.origin_header is not None:
+        origin = find_header(parts, n_parts, extra, proxy.origin_header) or ""
+    try:
+        entry = proxy.guard.entry(resource, origin=origin, args=args, inbound=True)
+        return resource, entry, entry.check()  # a refusal is booked already
+    except Exception:
+        proxy.log.exception("guard entry failed on %s", resource)
+        return resource, None, None
+
+
+def _route_args(
+    client: ClientConnection,
+    params: tuple[Any, ...],
+    query: bytes,
+    parts: list[bytes],
+    n_parts: int,
+    extra: RequestExtras | None,
+) -> tuple[Any, ...]:
+    """A route's param-flow arguments: header, query or client address values."""
+    values: list[Any] = []
+    parsed: dict[str, str] | None = None
+    for p in params:
+        if p.kind == "header":
+            values.append(find_header(parts, n_parts, extra, p.name))
+        elif p.kind == "query":
+            if parsed is None:
+                parsed = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+            values.append(parsed.get(p.name))
+        else:
+            values.append(client.peer_ip)
+    return tuple(values)
+
+
+def find_header(
+    parts: list[bytes], n_parts: int, extra: RequestExtras | None, lname: str
+) -> str | None:
+    """First value of a request header, by lower-case name (forwarded or dropped)."""
+    key = lname.encode("latin-1")
+    for i in range(4, n_parts, 4):
+        if parts[i].lower() == key:
+            return parts[i + 2].decode("latin-1")
+    if extra is not None:
+        for name, value in extra.dropped:
+            if name.lower() == key:
+                return value.decode("latin-1")
+    return None
 
 
 class Exchange:
@@ -166,30 +244,22 @@ class Exchange:
     # -- entering the guard -------------------------------------------------------------
     def start(self) -> None:
         """Route, enter the guard, then forward or answer the refusal."""
-        client = self.client
-        proxy = client.proxy
-        target = self.target
-        q = target.find(b"?")
-        match = proxy.router.match(self.method, target if q < 0 else target[:q])
-        self.resource = resource = match.resource
-        args: tuple[Any, ...] = ()
-        if match.params:
-            args = self._args(match.params, b"" if q < 0 else target[q + 1 :])
-        origin = ""
-        if proxy.origin_header is not None:
-            origin = self.header(proxy.origin_header) or ""
-        try:
-            entry = proxy.guard.entry(resource, origin=origin, args=args, inbound=True)
-            error = entry.check()  # booked already when it refuses
-        except Exception:
-            proxy.log.exception("guard entry failed on %s", resource)
-            self._guard_failed()
-            return
+        self.resource, entry, error = admit(
+            self.client, self.method, self.target, self.parts, self.n_parts, self.extra
+        )
         if error is not None:
             self._blocked(error)
+        else:
+            self.admitted(entry)
+
+    def admitted(self, entry: Any) -> None:
+        """Go on with a request the guard let through (``entry`` None: it failed)."""
+        if entry is None:
+            self._guard_failed()
         elif entry.wait_ms > 0.0:
             # a rate-limiter rule queues the request: wait without blocking the loop
-            task = client.loop.create_task(self._wait(entry, proxy.guard.clock))
+            clock = self.client.proxy.guard.clock
+            task = self.client.loop.create_task(self._wait(entry, clock))
             task.add_done_callback(self._waited)
         else:
             entry.passed()
@@ -228,7 +298,7 @@ class Exchange:
         # A client that waits for "100 Continue" may or may not send its body now.
         close = not self.keep_alive or client.closing or (self.expect and not self.body_done)
         self.close_after = close
-        self._answer(_blocked_bytes(reason, resource, err.retry_after, close))
+        self._answer(blocked_bytes(reason, resource, err.retry_after, close))
         client.exchange_done(self)
 
     def _entered(self, entry: Any) -> None:
@@ -250,32 +320,9 @@ class Exchange:
             client.write(_CONTINUE)  # the upstream never sees Expect: we said "go on"
         self._dispatch()
 
-    def _args(self, params: tuple[Any, ...], query: bytes) -> tuple[Any, ...]:
-        values: list[Any] = []
-        parsed: dict[str, str] | None = None
-        for p in params:
-            if p.kind == "header":
-                values.append(self.header(p.name))
-            elif p.kind == "query":
-                if parsed is None:
-                    parsed = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-                values.append(parsed.get(p.name))
-            else:
-                values.append(self.client.peer_ip)
-        return tuple(values)
-
     def header(self, lname: str) -> str | None:
         """First value of a header, by lower-case name."""
-        key = lname.encode("latin-1")
-        parts = self.parts
-        for i in range(4, self.n_parts, 4):
-            if parts[i].lower() == key:
-                return parts[i + 2].decode("latin-1")
-        if self.extra is not None:
-            for name, value in self.extra.dropped:
-                if name.lower() == key:
-                    return value.decode("latin-1")
-        return None
+        return find_header(self.parts, self.n_parts, self.extra, lname)
 
     # -- reaching the upstream ----------------------------------------------------------
     def _dispatch(self) -> None:
@@ -393,14 +440,14 @@ class Exchange:
         return b"".join(parts)
 
     # -- upstream events ----------------------------------------------------------------
-    def response_head(self, status: int, block: bytes) -> None:
+    def response_head(self, status: int, block: bytes, kept_alive: bool) -> None:
         """The upstream's head: ``block`` is its field lines after the status line.
 
         It starts with the status line's CRLF; see ``heads.response_fields``.
         """
         self._status = status
         self._io += 1
-        fields, has_length, chunked = response_fields(block)
+        fields, has_length, chunked = response_fields(block, kept_alive)
         status_line = _STATUS_LINES.get(status) or _status_line(status)
         framing = b""
         if not has_length and not (
@@ -421,16 +468,16 @@ class Exchange:
         else:
             end = b"\r\n"
         self.head_sent = True
-        self.client.write(b"".join((status_line, fields, framing, end)))
+        # Response events arrive inside UpstreamConnection.data_received, which batches
+        # the client's writes: append to the batch directly.
+        self.client.out.append(b"".join((status_line, fields, framing, end)))
 
     def response_body(self, data: bytes) -> None:
         self._io += 1
         if self._out_chunked:
-            self.client.write(b"%x\r\n" % len(data))
-            self.client.write(data)
-            self.client.write(b"\r\n")
+            self.client.out += (b"%x\r\n" % len(data), data, b"\r\n")
         else:
-            self.client.write(data)
+            self.client.out.append(data)  # batched, as the head
 
     def response_end(self, conn: UpstreamConnection, reusable: bool = True) -> None:
         if self._out_chunked:

@@ -85,17 +85,20 @@ class RequestExtras:
         self.dropped: list[tuple[bytes, bytes]] = []
 
 
-def response_fields(block: bytes) -> tuple[bytes, bool, bool]:
+def response_fields(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
     """The fields of an upstream response head to forward, minus hop-by-hop ones.
 
     :param block: the head after the status line: ``b"\\r\\n"`` then each field line with
         its CRLF.
+    :param kept_alive: llhttp's ``should_keep_alive()`` for the response: true only when
+        the body's end is marked (Content-Length, chunked, or a status without a body),
+        which spares a search for Content-Length in the common case.
     :returns: ``(lines, has_content_length, was_chunked)``; ``lines`` end with CRLF.
     """
     low = block.lower()
     m = _HOP_LINE.search(low)
     if m is None:  # nothing to drop: forwarded as received
-        return block[2:], b"\ncontent-length:" in low, False
+        return block[2:], kept_alive or b"\ncontent-length:" in low, False
     kept = []
     chunked = False
     start = 2
@@ -111,7 +114,8 @@ def response_fields(block: bytes) -> tuple[bytes, bool, bool]:
         start = end + 2
         m = _HOP_LINE.search(low, end)
     kept.append(block[start:])
-    return b"".join(kept), b"\ncontent-length:" in low, chunked
+    has_length = (kept_alive and not chunked) or b"\ncontent-length:" in low
+    return b"".join(kept), has_length, chunked
 
 
 def _fields_by_line(block: bytes) -> tuple[bytes, bool, bool]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from ext.sidecar.exchange import Exchange
+from ext.sidecar.exchange import Exchange, admit, blocked_bytes
 from ext.sidecar.heads import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -38,6 +38,7 @@ from ext.sidecar.responses import error_response
 
 if TYPE_CHECKING:
     from ext.sidecar.proxy import Proxy
+    from guard import BlockError
 
 __all__ = ["ClientConnection"]
 
@@ -79,6 +80,7 @@ class ClientConnection(asyncio.Protocol):
         self._deadline: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._in_head = False
+        self._head_timer = False
         self._url = b""
         self._parts: list[bytes] = []
         self._head_bytes = 0
@@ -106,6 +108,12 @@ class ClientConnection(asyncio.Protocol):
             self.batch_depth -= 1
             if not self.batch_depth and self.out:
                 self.flush()
+            if self._head_timer:
+                # A request head began in this read: its deadline runs from now, unless
+                # it also ended here (the common case, which then never touches a clock).
+                self._head_timer = False
+                if self._in_head:
+                    self._arm(self.proxy.header_timeout)
 
     def _feed(self, data: bytes) -> None:
         try:
@@ -170,8 +178,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._host = None
         self._extra = None
-        if self.current is None:
-            self._arm(self.proxy.header_timeout)
+        self._head_timer = self.current is None  # armed by data_received if still needed
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -245,8 +252,23 @@ class ClientConnection(asyncio.Protocol):
             framing = self._framing(extra)
         self._deadline = None  # headers are in: no header timeout while proxying
         self._in_head = False
+        parts = self._parts
+        if self.current is None and framing == "none":
+            # Nothing in flight and no body to read: the guard decides now, and a refusal
+            # is answered without building an Exchange (the cost of a blocked flood).
+            resource, entry, error = admit(self, method, self._url, parts, len(parts), extra)
+            if error is not None:
+                self._refuse(resource, error, keep_alive)
+                return
+            ex = Exchange(
+                self, method, self._url, parts, version, keep_alive, framing, self._host, extra
+            )
+            ex.resource = resource
+            self._reading_ex = self.current = ex
+            ex.admitted(entry)
+            return
         ex = Exchange(
-            self, method, self._url, self._parts, version, keep_alive, framing, self._host, extra
+            self, method, self._url, parts, version, keep_alive, framing, self._host, extra
         )
         self._reading_ex = ex
         if self.current is None:
@@ -255,6 +277,19 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.pending.append(ex)
             self.pause_reading("pipeline")
+
+    def _refuse(self, resource: str, error: BlockError, keep_alive: bool) -> None:
+        """Answer a refused body-less request that had the connection to itself."""
+        reason = error.reason
+        self.proxy.metrics.blocked(resource, reason)
+        close = not keep_alive or self.closing
+        self.write(blocked_bytes(reason, resource, error.retry_after, close))
+        if close:
+            self.closing = True
+            self.flush()
+            self.transport.close()
+        else:
+            self._arm(self.proxy.keepalive_timeout)
 
     def _framing(self, extra: RequestExtras) -> str:
         """How the request body is delimited: "none", "length" or "chunked"."""
@@ -337,7 +372,9 @@ class ClientConnection(asyncio.Protocol):
 
     # -- timers: one per connection, re-armed lazily ----------------------------------
     def _arm(self, timeout: float) -> None:
-        self._deadline = self.loop.time() + timeout
+        # proxy.now is the sweep's clock (at most 0.1 s old): cheaper than a clock read
+        # per request, for deadlines measured in seconds.
+        self._deadline = self.proxy.now + timeout
         if self._timer is None:
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
 

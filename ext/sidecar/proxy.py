@@ -32,6 +32,7 @@ class Proxy:
         self.metrics = metrics
         self.log = log
         self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()  # updated by the sweep: a cheap clock for connection deadlines
         self.connections: set[ClientConnection] = set()
         self.active: set[Exchange] = set()  # exchanges waiting on an upstream
         self._sweeper: asyncio.TimerHandle | None = None
@@ -90,7 +91,7 @@ class Proxy:
 
     def _sweep(self) -> None:
         # One timer for every upstream wait instead of one per request.
-        now = self.loop.time()
+        self.now = now = self.loop.time()
         timeout = self.timeout
         for ex in list(self.active):
             ex.check_timeout(now, timeout)

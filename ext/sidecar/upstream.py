@@ -143,7 +143,9 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is not None:
             # from the status line's CRLF to the last field's
-            exchange.response_head(status, raw[raw.find(b"\r\n") : end + 2])
+            exchange.response_head(
+                status, raw[raw.find(b"\r\n") : end + 2], self._parser.should_keep_alive()
+            )
         if self.head_only:
             raise _SkipBody
 
