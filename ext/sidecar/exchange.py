@@ -1,12 +1,11 @@
-"""One proxied request: guard entry, upstream pick, streaming both ways, outcome.
+"""One proxied request: guard decision, upstream pick, streaming both ways, outcome.
 
-No task or coroutine is created per request in the common case: the guard entry is
-checked with ``Entry.check()`` (a refusal comes back as a value, not raised), and only a
-rate-limiter rule that makes the request wait starts a task. After the upstream
-connection is chosen,
-everything is driven by protocol callbacks that write straight to the other side's
-transport, so bodies are never buffered beyond the transports' flow-control limits.
-``_finish`` runs exactly once per passed request and closes its guard entry.
+No task or coroutine is created per request in the common case: the guard's decision
+comes from ``ext.sidecar.admission`` as a value, and only a rate-limiter rule that makes
+the request wait starts a task. After the upstream connection is chosen, everything is
+driven by protocol callbacks that write straight to the other side's transport, so bodies
+are never buffered beyond the transports' flow-control limits. ``_finish`` runs exactly
+once per passed request and closes its guard entry.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from ext.sidecar.admission import admit, blocked_bytes, find_header
 from ext.sidecar.heads import (
     CONNECTION_WORDS,
     FORWARDED_HOST,
@@ -23,7 +23,7 @@ from ext.sidecar.heads import (
     RequestExtras,
     response_fields,
 )
-from ext.sidecar.responses import REASONS, blocked_response, error_response
+from ext.sidecar.responses import REASONS, error_response
 from ext.sidecar.upstream import UpstreamConnection, UpstreamError, UpstreamTimeoutError
 from guard import BlockError
 
@@ -31,19 +31,11 @@ if TYPE_CHECKING:
     from ext.sidecar.config import Upstream
     from ext.sidecar.protocol import ClientConnection
 
-__all__ = [
-    "Exchange",
-    "UpstreamStatusError",
-    "UpstreamTimeoutError",
-    "admit",
-    "blocked_bytes",
-    "find_header",
-]
+__all__ = ["ClientGoneError", "Exchange", "UpstreamStatusError", "UpstreamTimeoutError"]
 
 _BUFFER_LIMIT = 256 * 1024  # request body held while the upstream connection is opened
 _NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_BLOCK_CACHE_MAX = 4096
 _PROTO_HOST = b"x-forwarded-proto: http\r\nx-forwarded-host: "
 
 
@@ -53,92 +45,6 @@ class UpstreamStatusError(Exception):
 
 class ClientGoneError(Exception):
     """The client went away before its answer was complete (not traced)."""
-
-
-_blocked_cache: dict[tuple[str, str, float | None, bool], bytes] = {}
-
-
-def blocked_bytes(reason: str, resource: str, retry_after: float | None, close: bool) -> bytes:
-    # Rejections must stay cheap (a blocked flood is when they matter): build each distinct
-    # answer once. retry_after is rounded up to whole seconds anyway, so keys repeat.
-    key = (reason, resource, None if retry_after is None else -(-retry_after // 1), close)
-    data = _blocked_cache.get(key)
-    if data is None:
-        if len(_blocked_cache) >= _BLOCK_CACHE_MAX:
-            _blocked_cache.clear()
-        data = _blocked_cache[key] = blocked_response(reason, resource, retry_after, close=close)
-    return data
-
-
-def admit(
-    client: ClientConnection,
-    method: bytes,
-    target: bytes,
-    parts: list[bytes],
-    n_parts: int,
-    extra: RequestExtras | None,
-) -> tuple[str, Any, BlockError | None]:
-    """Route a request and check it with the guard: ``(resource, entry, refusal)``.
-
-    The entry is None when the engine failed (logged here; the caller answers 500).
-    """
-    proxy = client.proxy
-    path = target
-    query = b""
-    if 63 in path:  # b"?": an int test is much cheaper than a bytes search
-        path, _, query = path.partition(b"?")
-    match = proxy.router.match(method, path)
-    resource = match.resource
-    args: tuple[Any, ...] = ()
-    if match.params:
-        args = _route_args(client, match.params, query, parts, n_parts, extra)
-    origin = ""
-    if proxy.origin_header is not None:
-        origin = find_header(parts, n_parts, extra, proxy.origin_header) or ""
-    try:
-        entry = proxy.guard.entry(resource, origin=origin, args=args, inbound=True)
-        return resource, entry, entry.check()  # a refusal is booked already
-    except Exception:
-        proxy.log.exception("guard entry failed on %s", resource)
-        return resource, None, None
-
-
-def _route_args(
-    client: ClientConnection,
-    params: tuple[Any, ...],
-    query: bytes,
-    parts: list[bytes],
-    n_parts: int,
-    extra: RequestExtras | None,
-) -> tuple[Any, ...]:
-    """A route's param-flow arguments: header, query or client address values."""
-    values: list[Any] = []
-    parsed: dict[str, str] | None = None
-    for p in params:
-        if p.kind == "header":
-            values.append(find_header(parts, n_parts, extra, p.name))
-        elif p.kind == "query":
-            if parsed is None:
-                parsed = dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True))
-            values.append(parsed.get(p.name))
-        else:
-            values.append(client.peer_ip)
-    return tuple(values)
-
-
-def find_header(
-    parts: list[bytes], n_parts: int, extra: RequestExtras | None, lname: str
-) -> str | None:
-    """First value of a request header, by lower-case name (forwarded or dropped)."""
-    key = lname.encode("latin-1")
-    for i in range(4, n_parts, 4):
-        if parts[i].lower() == key:
-            return parts[i + 2].decode("latin-1")
-    if extra is not None:
-        for name, value in extra.dropped:
-            if name.lower() == key:
-                return value.decode("latin-1")
-    return None
 
 
 class Exchange:

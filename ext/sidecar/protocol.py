@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from ext.sidecar.exchange import Exchange, admit, blocked_bytes
+from ext.sidecar.admission import admit, blocked_bytes
+from ext.sidecar.exchange import Exchange
 from ext.sidecar.heads import (
     CONNECTION,
     CONTENT_LENGTH,
