@@ -93,7 +93,9 @@ def response_fields(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
     :param kept_alive: llhttp's ``should_keep_alive()`` for the response: true only when
         the body's end is marked (Content-Length, chunked, or a status without a body),
         which spares a search for Content-Length in the common case.
-    :returns: ``(lines, has_content_length, was_chunked)``; ``lines`` end with CRLF.
+    :returns: ``(lines, has_length, was_chunked)``: the lines to forward (each ending
+        with CRLF), whether the head delimits the body (Content-Length, or a status
+        without one), and whether the upstream sent it chunked.
     """
     low = block.lower()
     m = _HOP_LINE.search(low)
@@ -106,7 +108,7 @@ def response_fields(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
         name = m.group(1)
         if name == b"connection":
             if m.group(2).strip() not in CONNECTION_WORDS:
-                return _fields_by_line(block)  # names other fields to drop: rare
+                return _fields_by_line(block, kept_alive)  # names fields to drop: rare
         elif name == b"transfer-encoding":
             chunked = True
         cut, end = m.span()
@@ -118,10 +120,10 @@ def response_fields(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
     return b"".join(kept), has_length, chunked
 
 
-def _fields_by_line(block: bytes) -> tuple[bytes, bool, bool]:
+def _fields_by_line(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
     """``response_fields`` for any head: one line at a time."""
     if len(block) <= 2:
-        return b"", False, False
+        return b"", kept_alive, False
     lines = block[2:-2].split(b"\r\n")
     drop = HOP_BY_HOP
     chunked = has_length = False
@@ -136,4 +138,4 @@ def _fields_by_line(block: bytes) -> tuple[bytes, bool, bool]:
         elif lname == b"content-length":
             has_length = True
     kept = [line + b"\r\n" for line in lines if line.partition(b":")[0].lower() not in drop]
-    return b"".join(kept), has_length, chunked
+    return b"".join(kept), has_length or (kept_alive and not chunked), chunked

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from ext.admin.metrics import Recorder
 from ext.sidecar.balancer import Balancer, make_balancer
@@ -82,8 +82,13 @@ class Proxy:
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound address (the port is real even when 0 was asked)."""
         host, port = self.config.listen
+
+        def protocol() -> asyncio.Protocol:
+            # The compiled twin cannot subclass asyncio.Protocol; it has its methods.
+            return cast(asyncio.Protocol, ClientConnection(self, Exchange))
+
         self.server = await self.loop.create_server(
-            lambda: ClientConnection(self), host, port, reuse_address=True, backlog=2048
+            protocol, host, port, reuse_address=True, backlog=2048
         )
         self._sweep()
         bound = self.server.sockets[0].getsockname()
