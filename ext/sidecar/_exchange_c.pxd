@@ -1,3 +1,4 @@
+from ext.sidecar._admission_c cimport admit, blocked_bytes, find_header
 from ext.sidecar._protocol_c cimport ClientConnection
 from ext.sidecar._upstream_c cimport UpstreamConnection, UpstreamPool
 
@@ -46,7 +47,7 @@ cdef class Exchange:
     cdef _dispatch(self)
     cdef _attach(self, UpstreamConnection conn)
     cdef bytes _request_head(self, UpstreamConnection conn)
-    cpdef response_head(self, int status, bytes block, bint kept_alive)
+    cpdef response_head(self, int status, bytes fields, bint has_length, bint chunked)
     cpdef response_body(self, data)
     cpdef response_end(self, UpstreamConnection conn, bint reusable=*)
     cpdef upstream_lost(self, UpstreamConnection conn, exc)

@@ -18,7 +18,6 @@ from urllib.parse import parse_qsl
 
 import cython
 
-from ext.sidecar.admission import admit, blocked_bytes, find_header
 from ext.sidecar.errors import (
     ClientGoneError,
     UpstreamError,
@@ -30,17 +29,20 @@ from ext.sidecar.heads import (
     FORWARDED_HOST,
     FORWARDED_PROTO,
     RequestExtras,
-    response_fields,
 )
 from ext.sidecar.responses import REASONS, error_response
 from guard import BlockError
 
 if cython.compiled:
+    from cython.cimports.ext.sidecar._admission_c import admit, blocked_bytes, find_header
     from cython.cimports.ext.sidecar._protocol_c import ClientConnection
     from cython.cimports.ext.sidecar._upstream_c import UpstreamConnection
-elif TYPE_CHECKING:
-    from ext.sidecar._protocol_py import ClientConnection
-    from ext.sidecar._upstream_py import UpstreamConnection
+else:
+    from ext.sidecar._admission_py import admit, blocked_bytes, find_header
+
+    if TYPE_CHECKING:
+        from ext.sidecar._protocol_py import ClientConnection
+        from ext.sidecar._upstream_py import UpstreamConnection
 if TYPE_CHECKING:
     from ext.sidecar.config import Upstream
 
@@ -316,14 +318,15 @@ class Exchange:
         return b"".join(parts)
 
     # -- upstream events ----------------------------------------------------------------
-    def response_head(self, status: int, block: bytes, kept_alive: bool) -> None:
-        """The upstream's head: ``block`` is its field lines after the status line.
+    def response_head(self, status: int, fields: bytes, has_length: bool, chunked: bool) -> None:
+        """The upstream's head, read by ``_upstream_py.response_fields``.
 
-        It starts with the status line's CRLF; see ``heads.response_fields``.
+        :param fields: its field lines to forward, each with its CRLF.
+        :param has_length: the head delimits the body (Content-Length, or no body).
+        :param chunked: the upstream sent the body chunked.
         """
         self._status = status
         self._io += 1
-        fields, has_length, chunked = response_fields(block, kept_alive)
         status_line = _STATUS_LINES.get(status) or _status_line(status)
         framing = b""
         if not has_length and not (

@@ -1,3 +1,5 @@
+from ext.sidecar._admission_c cimport admit, blocked_bytes
+
 cdef class ClientConnection:
     cdef public object proxy
     cdef public object loop

@@ -19,9 +19,9 @@ import asyncio
 import collections
 from typing import TYPE_CHECKING, Any
 
+import cython
 import httptools
 
-from ext.sidecar.admission import admit, blocked_bytes
 from ext.sidecar.heads import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -37,6 +37,10 @@ from ext.sidecar.heads import (
 )
 from ext.sidecar.responses import error_response
 
+if cython.compiled:
+    from cython.cimports.ext.sidecar._admission_c import admit, blocked_bytes
+else:
+    from ext.sidecar._admission_py import admit, blocked_bytes
 if TYPE_CHECKING:
     from ext.sidecar._exchange_py import Exchange
     from ext.sidecar.proxy import Proxy

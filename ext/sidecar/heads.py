@@ -1,18 +1,12 @@
-"""Header fields on their way through the proxy: which ones it reads, drops or adds.
+"""Request header fields the proxy reads, drops or adds on their way to the upstream.
 
-Requests: ``REQUEST_FIELDS`` names, by lower-case name, every field the client side must
-look at; any other field is forwarded as received without a second look.
-
-Responses: the upstream's head arrives as raw bytes (llhttp has validated it: CRLF line
-endings, no folding, no space before a colon), so ``response_fields`` finds the few
-hop-by-hop fields with one regular-expression scan of the lower-cased block instead of
-splitting every line; only a ``Connection`` field that names other fields sends a head
-line by line.
+``REQUEST_FIELDS`` names, by lower-case name, every field the client side must look at;
+any other field is forwarded as received without a second look. The few fields it acts
+on are kept in a ``RequestExtras``, created only for requests that carry one. (Response
+heads are read by ``ext.sidecar._upstream_py.response_fields``.)
 """
 
 from __future__ import annotations
-
-import re
 
 from ext.sidecar.responses import HOP_BY_HOP
 
@@ -29,7 +23,6 @@ __all__ = [
     "REQUEST_FIELDS",
     "TRANSFER_ENCODING",
     "RequestExtras",
-    "response_fields",
 ]
 
 # Kinds of request fields. The two forwarded ones are also bit flags ("the client sent it").
@@ -57,11 +50,6 @@ REQUEST_FIELDS: dict[bytes, int] = {
 
 # Connection tokens that name no field to drop beyond the hop-by-hop ones.
 CONNECTION_WORDS = HOP_BY_HOP | {b"close", b""}
-# A hop-by-hop field line in a lower-cased head: its name and value.
-_HOP_LINE = re.compile(
-    rb"\r\n(connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|upgrade"
-    rb"|proxy-authenticate|proxy-authorization):([^\r]*)"
-)
 
 
 class RequestExtras:
@@ -83,59 +71,3 @@ class RequestExtras:
         self.forwarded = 0  # FORWARDED_PROTO | FORWARDED_HOST: fields the client sent
         # fields not forwarded, still readable by route params and the origin header
         self.dropped: list[tuple[bytes, bytes]] = []
-
-
-def response_fields(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
-    """The fields of an upstream response head to forward, minus hop-by-hop ones.
-
-    :param block: the head after the status line: ``b"\\r\\n"`` then each field line with
-        its CRLF.
-    :param kept_alive: llhttp's ``should_keep_alive()`` for the response: true only when
-        the body's end is marked (Content-Length, chunked, or a status without a body),
-        which spares a search for Content-Length in the common case.
-    :returns: ``(lines, has_length, was_chunked)``: the lines to forward (each ending
-        with CRLF), whether the head delimits the body (Content-Length, or a status
-        without one), and whether the upstream sent it chunked.
-    """
-    low = block.lower()
-    m = _HOP_LINE.search(low)
-    if m is None:  # nothing to drop: forwarded as received
-        return block[2:], kept_alive or b"\ncontent-length:" in low, False
-    kept = []
-    chunked = False
-    start = 2
-    while m is not None:
-        name = m.group(1)
-        if name == b"connection":
-            if m.group(2).strip() not in CONNECTION_WORDS:
-                return _fields_by_line(block, kept_alive)  # names fields to drop: rare
-        elif name == b"transfer-encoding":
-            chunked = True
-        cut, end = m.span()
-        kept.append(block[start : cut + 2])
-        start = end + 2
-        m = _HOP_LINE.search(low, end)
-    kept.append(block[start:])
-    has_length = (kept_alive and not chunked) or b"\ncontent-length:" in low
-    return b"".join(kept), has_length, chunked
-
-
-def _fields_by_line(block: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
-    """``response_fields`` for any head: one line at a time."""
-    if len(block) <= 2:
-        return b"", kept_alive, False
-    lines = block[2:-2].split(b"\r\n")
-    drop = HOP_BY_HOP
-    chunked = has_length = False
-    for line in lines:
-        name, _, value = line.partition(b":")
-        lname = name.lower()
-        if lname == b"transfer-encoding":
-            chunked = True
-        elif lname == b"connection" and value.strip().lower() not in CONNECTION_WORDS:
-            # also drop the fields the upstream named as hop-by-hop
-            drop = drop | ({t.strip().lower() for t in value.split(b",")} - CONNECTION_WORDS)
-        elif lname == b"content-length":
-            has_length = True
-    kept = [line + b"\r\n" for line in lines if line.partition(b":")[0].lower() not in drop]
-    return b"".join(kept), has_length or (kept_alive and not chunked), chunked
