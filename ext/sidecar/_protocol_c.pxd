@@ -1,4 +1,5 @@
 from ext.sidecar._admission_c cimport admit, blocked_bytes
+from ext.sidecar._heads_c cimport request_field_kind
 
 cdef class ClientConnection:
     cdef public object proxy
@@ -25,6 +26,7 @@ cdef class ClientConnection:
     cdef bytes _url
     cdef list _parts
     cdef Py_ssize_t _head_bytes
+    cdef Py_ssize_t _max_head
     cdef Py_ssize_t _body_bytes
     cdef object _host
     cdef object _extra

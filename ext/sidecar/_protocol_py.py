@@ -10,7 +10,7 @@ other connections are untouched.
 Cost: every httptools callback is a C-to-Python call, so each one does as little as it
 can. ``on_header`` sorts a field with one dict lookup: ordinary fields go straight into
 the list the upstream request head is joined from, the few the proxy must read or drop
-(``REQUEST_FIELDS``) take a slower path.
+(``heads.REQUEST_FIELDS``) take a slower path.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from ext.sidecar.heads import (
     FORWARDED_HOST,
     FORWARDED_PROTO,
     HOST,
-    REQUEST_FIELDS,
     TRANSFER_ENCODING,
     RequestExtras,
 )
@@ -39,8 +38,10 @@ from ext.sidecar.responses import error_response
 
 if cython.compiled:
     from cython.cimports.ext.sidecar._admission_c import admit, blocked_bytes
+    from cython.cimports.ext.sidecar._heads_c import request_field_kind
 else:
     from ext.sidecar._admission_py import admit, blocked_bytes
+    from ext.sidecar._heads_py import request_field_kind
 if TYPE_CHECKING:
     from ext.sidecar._exchange_py import Exchange
     from ext.sidecar.proxy import Proxy
@@ -91,6 +92,7 @@ class ClientConnection:
         self._url = b""
         self._parts: list[bytes] = []
         self._head_bytes = 0
+        self._max_head = 0
         self._body_bytes = 0
         self._host: bytes | None = None
         self._extra: RequestExtras | None = None
@@ -183,6 +185,7 @@ class ClientConnection:
         # method, " ", target, " HTTP/1.1\r\n", then name, ": ", value, "\r\n" per field.
         self._parts = [b"", b" ", b"", b" HTTP/1.1\r\n"]
         self._head_bytes = 0
+        self._max_head = self.proxy.max_header_bytes  # read once per request
         self._host = None
         self._extra = None
         self._head_timer = self.current is None  # armed by data_received if still needed
@@ -190,16 +193,16 @@ class ClientConnection:
     def on_url(self, url: bytes) -> None:
         self._url += url
         self._head_bytes += len(url)
-        if self._head_bytes > self.proxy.max_header_bytes:
+        if self._head_bytes > self._max_head:
             raise _Reject(431, "headers_too_large", "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = self._head_bytes + len(name) + len(value) + 4
         self._head_bytes = size
-        if size > self.proxy.max_header_bytes:
+        if size > self._max_head:
             raise _Reject(431, "headers_too_large", "request headers too large")
-        kind = REQUEST_FIELDS.get(name.lower())
-        if kind is None:
+        kind = request_field_kind(name)
+        if kind == 0:
             self._parts += (name, b": ", value, b"\r\n")
         elif kind == HOST:
             self._host = value

@@ -1,5 +1,6 @@
 cimport cython
 
+from ext.sidecar._heads_c cimport response_fields
 from ext.sidecar._protocol_c cimport ClientConnection
 
 
@@ -35,15 +36,3 @@ cdef class UpstreamPool:
     cpdef release(self, UpstreamConnection conn)
     cpdef forget(self, UpstreamConnection conn)
 
-
-cpdef tuple response_fields(bytes head, bint kept_alive)
-@cython.locals(
-    n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, start=Py_ssize_t,
-    piece=Py_ssize_t, kind=int, has_length=bint, chunked=bint, kept=list,
-)
-cpdef tuple scan_fields(bytes head, bint kept_alive)
-cdef int _field_kind(bytes head, Py_ssize_t i, Py_ssize_t n)
-@cython.locals(k=Py_ssize_t)
-cdef bint _name_is(bytes head, Py_ssize_t i, bytes name)
-@cython.locals(start=Py_ssize_t)
-cdef tuple _fields_by_line(bytes head, bint kept_alive)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,13 +19,15 @@ import httptools
 
 from ext.sidecar.config import Upstream
 from ext.sidecar.errors import UpstreamError, UpstreamTimeoutError
-from ext.sidecar.heads import CONNECTION_WORDS
-from ext.sidecar.responses import HOP_BY_HOP
 
+if cython.compiled:
+    from cython.cimports.ext.sidecar._heads_c import response_fields
+else:
+    from ext.sidecar._heads_py import response_fields
 if TYPE_CHECKING:
     from ext.sidecar._exchange_py import Exchange
 
-__all__ = ["UpstreamConnection", "UpstreamPool", "response_fields", "scan_fields"]
+__all__ = ["UpstreamConnection", "UpstreamPool"]
 
 
 _MAX_HEAD = 256 * 1024  # a response head larger than this is refused (502)
@@ -274,152 +275,3 @@ class UpstreamPool:
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
-
-
-# A hop-by-hop field line in a lower-cased head: its name and value.
-_HOP_LINE = re.compile(
-    rb"\r\n(connection|keep-alive|proxy-connection|te|trailer|transfer-encoding|upgrade"
-    rb"|proxy-authenticate|proxy-authorization):([^\r]*)"
-)
-# What scan_fields makes of a field name.
-_OTHER, _LENGTH, _CONNECTION, _CHUNKED, _HOP = range(5)
-
-
-def response_fields(head: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
-    """The fields of an upstream response head to forward, minus hop-by-hop ones.
-
-    The head arrives as raw bytes that llhttp has validated (CRLF line endings, no
-    folding, no space before a colon). The compiled twin walks it once, byte by byte
-    (``scan_fields``); the pure one finds the few hop-by-hop fields with one
-    regular-expression scan of the lower-cased head, since a byte loop is slow in Python.
-    Only a ``Connection`` field that names other fields sends a head line by line.
-
-    :param head: the status line and each field line, each with its CRLF (not the
-        empty line that ends the head).
-    :param kept_alive: llhttp's ``should_keep_alive()`` for the response: true only when
-        the body's end is marked (Content-Length, chunked, or a status without a body),
-        which spares a search for Content-Length in the common case.
-    :returns: ``(lines, has_length, was_chunked)``: the lines to forward (each ending
-        with CRLF), whether the head delimits the body (Content-Length, or a status
-        without one), and whether the upstream sent it chunked.
-    """
-    if cython.compiled:
-        return scan_fields(head, kept_alive)
-    first = head.find(b"\r\n")  # the status line's end
-    low = head.lower()
-    m = _HOP_LINE.search(low, first)
-    start = first + 2
-    if m is None:  # nothing to drop: forwarded as received
-        return head[start:], kept_alive or b"\ncontent-length:" in low, False
-    kept = []
-    chunked = False
-    while m is not None:
-        name = m.group(1)
-        if name == b"connection":
-            if m.group(2).strip() not in CONNECTION_WORDS:
-                return _fields_by_line(head, kept_alive)  # names fields to drop: rare
-        elif name == b"transfer-encoding":
-            chunked = True
-        cut, end = m.span()
-        kept.append(head[start : cut + 2])
-        start = end + 2
-        m = _HOP_LINE.search(low, end)
-    kept.append(head[start:])
-    has_length = (kept_alive and not chunked) or b"\ncontent-length:" in low
-    return b"".join(kept), has_length, chunked
-
-
-def scan_fields(head: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
-    """``response_fields`` in one pass over the bytes (fast only when compiled)."""
-    n = len(head)
-    i = 0
-    while i < n and head[i] != 13:  # b"\r": the status line's end
-        i += 1
-    i += 2
-    start = piece = i  # the first field line; the current run of kept lines
-    kept: list[bytes] | None = None
-    has_length = chunked = False
-    while i < n:
-        j = i
-        while j < n and head[j] != 13:  # this line's end
-            j += 1
-        k = i
-        while k < j and head[k] != 58:  # b":"
-            k += 1
-        kind = _field_kind(head, i, k - i)
-        if kind == _LENGTH:
-            has_length = True
-        elif kind != _OTHER:
-            if kind == _CONNECTION:
-                if head[k + 1 : j].strip().lower() not in CONNECTION_WORDS:
-                    return _fields_by_line(head, kept_alive)  # names fields to drop: rare
-            elif kind == _CHUNKED:
-                chunked = True
-            if kept is None:
-                kept = []
-            kept.append(head[piece:i])
-            piece = j + 2
-        i = j + 2
-    if kept is None:
-        fields = head[start:]
-    else:
-        kept.append(head[piece:])
-        fields = b"".join(kept)
-    return fields, has_length or (kept_alive and not chunked), chunked
-
-
-def _field_kind(head: bytes, i: int, n: int) -> int:
-    """What the field name ``head[i:i + n]`` is to the proxy (case-insensitive)."""
-    if n == 14:
-        return _LENGTH if _name_is(head, i, b"content-length") else _OTHER
-    if n == 10:
-        if _name_is(head, i, b"connection"):
-            return _CONNECTION
-        return _HOP if _name_is(head, i, b"keep-alive") else _OTHER
-    if n == 17:
-        return _CHUNKED if _name_is(head, i, b"transfer-encoding") else _OTHER
-    if n == 2:
-        return _HOP if _name_is(head, i, b"te") else _OTHER
-    if n == 7:
-        return _HOP if _name_is(head, i, b"trailer") or _name_is(head, i, b"upgrade") else _OTHER
-    if n == 16:
-        return _HOP if _name_is(head, i, b"proxy-connection") else _OTHER
-    if n == 18:
-        return _HOP if _name_is(head, i, b"proxy-authenticate") else _OTHER
-    if n == 19:
-        return _HOP if _name_is(head, i, b"proxy-authorization") else _OTHER
-    return _OTHER
-
-
-def _name_is(head: bytes, i: int, name: bytes) -> bool:
-    """``head[i:]`` starts with the lower-case ``name``, in any case.
-
-    OR-ing 0x20 lower-cases ASCII letters and leaves "-" alone; no other token character
-    turns into a letter or "-" that way.
-    """
-    for k in range(len(name)):  # noqa: SIM110 (a C loop when compiled; all() is not)
-        if head[i + k] | 32 != name[k]:
-            return False
-    return True
-
-
-def _fields_by_line(head: bytes, kept_alive: bool) -> tuple[bytes, bool, bool]:
-    """``response_fields`` for any head: one line at a time."""
-    start = head.find(b"\r\n") + 2
-    if len(head) <= start:
-        return b"", kept_alive, False
-    lines = head[start : len(head) - 2].split(b"\r\n")
-    drop = HOP_BY_HOP
-    chunked = has_length = False
-    for line in lines:
-        name, _, value = line.partition(b":")
-        lname = name.lower()
-        if lname == b"transfer-encoding":
-            chunked = True
-        elif lname == b"connection" and value.strip().lower() not in CONNECTION_WORDS:
-            # also drop the fields the upstream named as hop-by-hop
-            drop = drop | ({t.strip().lower() for t in value.split(b",")} - CONNECTION_WORDS)
-        elif lname == b"content-length":
-            has_length = True
-    kept = [line + b"\r\n" for line in lines if line.partition(b":")[0].lower() not in drop]
-    return b"".join(kept), has_length or (kept_alive and not chunked), chunked

@@ -10,25 +10,12 @@ from typing import TYPE_CHECKING
 from guard._select import load_twin
 
 if TYPE_CHECKING:
-    from ext.sidecar._upstream_py import (
-        UpstreamConnection,
-        UpstreamPool,
-        response_fields,
-        scan_fields,
-    )
+    from ext.sidecar._upstream_py import UpstreamConnection, UpstreamPool
 
     IMPLEMENTATION = "py"
 else:
     _mod, IMPLEMENTATION = load_twin("ext.sidecar._upstream")
     UpstreamConnection = _mod.UpstreamConnection
     UpstreamPool = _mod.UpstreamPool
-    response_fields = _mod.response_fields
-    scan_fields = _mod.scan_fields
 
-__all__ = [
-    "IMPLEMENTATION",
-    "UpstreamConnection",
-    "UpstreamPool",
-    "response_fields",
-    "scan_fields",
-]
+__all__ = ["IMPLEMENTATION", "UpstreamConnection", "UpstreamPool"]

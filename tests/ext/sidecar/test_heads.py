@@ -1,7 +1,7 @@
 """Which header fields the proxy reads or drops, both ways.
 
-``response_fields`` has two implementations: the compiled twin walks the bytes once
-(``scan_fields``), the pure twin uses a regular expression. Both must agree.
+The compiled twin walks the bytes in place (``scan_fields``, ``request_field_kind``); the
+pure twin lower-cases and uses a dict and a regular expression. Both must agree.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ext.sidecar import _upstream_py
-from ext.sidecar.heads import REQUEST_FIELDS
+from ext.sidecar import _heads_py
+from ext.sidecar.heads import REQUEST_FIELDS, request_field_kind, response_fields, scan_fields
 from ext.sidecar.responses import HOP_BY_HOP
-from ext.sidecar.upstream import response_fields, scan_fields
 
 STATUS = b"HTTP/1.1 200 OK\r\n"
 Reader = Callable[[bytes, bool], tuple[bytes, bool, bool]]
-READERS = [response_fields, scan_fields, _upstream_py.response_fields]
+READERS = [response_fields, scan_fields, _heads_py.response_fields]
 
 
 @pytest.mark.parametrize("read", READERS, ids=["selected", "scan", "pure-regex"])
@@ -88,8 +87,21 @@ def test_the_byte_walk_agrees_with_the_regular_expression(
     fields: list[tuple[str, str]], kept_alive: bool
 ) -> None:
     head = STATUS + b"".join(f"{n}: {v}\r\n".encode() for n, v in fields)
-    assert scan_fields(head, kept_alive) == _upstream_py.response_fields(head, kept_alive)
+    assert scan_fields(head, kept_alive) == _heads_py.response_fields(head, kept_alive)
 
 
 def test_every_hop_by_hop_request_field_is_sorted_out() -> None:
     assert REQUEST_FIELDS.keys() >= HOP_BY_HOP
+
+
+@given(
+    st.sampled_from(sorted(REQUEST_FIELDS))
+    | st.text(alphabet="abcdefghijklmnopqrstuvwxyz-ABCXYZ", min_size=1, max_size=20).map(
+        str.encode
+    ),
+    st.booleans(),
+)
+def test_request_field_kinds_in_any_case(name: bytes, upper: bool) -> None:
+    sent = name.upper() if upper else name.title()
+    assert request_field_kind(sent) == REQUEST_FIELDS.get(name.lower(), 0)
+    assert request_field_kind(sent) == _heads_py.request_field_kind(sent)
