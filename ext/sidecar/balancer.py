@@ -168,7 +168,9 @@ class Balancer:
             # recomputation per millisecond is as good as one per pick, and much cheaper
             if self._dirty or now - self._refreshed_at >= _REFRESH_SEC:
                 self._refresh(now)
-        host = self._choose(key)
+        entries = self._entries
+        # one instance in force: every policy would choose it (and needs no key)
+        host = entries[0][0] if len(entries) == 1 else self._choose(key)
         host.picks += 1
         return host.upstream
 

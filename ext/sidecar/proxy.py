@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from ext.admin.metrics import Recorder
 from ext.sidecar.balancer import Balancer, make_balancer
@@ -32,6 +32,7 @@ class Proxy:
         self.metrics = metrics
         self.log = log
         self.loop = asyncio.get_running_loop()
+        self.now = self.loop.time()  # updated by the sweep: a cheap clock for connection deadlines
         self.connections: set[ClientConnection] = set()
         self.active: set[Exchange] = set()  # exchanges waiting on an upstream
         self._sweeper: asyncio.TimerHandle | None = None
@@ -81,8 +82,13 @@ class Proxy:
     async def start(self) -> tuple[str, int]:
         """Listen; returns the bound address (the port is real even when 0 was asked)."""
         host, port = self.config.listen
+
+        def protocol() -> asyncio.Protocol:
+            # The compiled twin cannot subclass asyncio.Protocol; it has its methods.
+            return cast(asyncio.Protocol, ClientConnection(self, Exchange))
+
         self.server = await self.loop.create_server(
-            lambda: ClientConnection(self), host, port, reuse_address=True, backlog=2048
+            protocol, host, port, reuse_address=True, backlog=2048
         )
         self._sweep()
         bound = self.server.sockets[0].getsockname()
@@ -90,7 +96,7 @@ class Proxy:
 
     def _sweep(self) -> None:
         # One timer for every upstream wait instead of one per request.
-        now = self.loop.time()
+        self.now = now = self.loop.time()
         timeout = self.timeout
         for ex in list(self.active):
             ex.check_timeout(now, timeout)
