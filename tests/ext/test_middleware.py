@@ -187,6 +187,11 @@ def test_5xx_and_exceptions_are_traced_for_degrade(served: tuple[Any, int]) -> N
     mw, port = served
     assert get(port, "/pay/fail")[0] == 500
     assert get(port, "/pay/fail")[0] == 500  # error count 2 > 1: the breaker opens
+    # A WSGI entry exits when the server closes the response, which may be just after the
+    # client has read it: wait for the second exception to be booked.
+    deadline = time.monotonic() + 5
+    while mw.guard.stats("payments").total_exception < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
     status, headers, body = get(port, "/pay/ok")
     assert status == 503
     assert json.loads(body) == {"error": "degrade_blocked", "resource": "payments"}
