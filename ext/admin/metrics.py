@@ -64,7 +64,10 @@ class Recorder:
         c.passes += 1
 
     def blocked(self, resource: str, reason: str) -> None:
-        blocks = self._get(resource).blocks
+        c = self.resources.get(resource)
+        if c is None:
+            c = self._get(resource)
+        blocks = c.blocks
         blocks[reason] = blocks.get(reason, 0) + 1
 
     def completed(self, resource: str, seconds: float, exception: bool) -> None:

@@ -1,5 +1,7 @@
 # cython: annotation_typing=False
-"""What the proxy decides about a request before it reaches an upstream.
+# (C types come from the .pxd; the annotations are for mypy and readers)
+"""What the proxy decides about a request before it reaches an upstream (pure-Python
+truth of the twin; ``_admission_c.pxd`` types it for Cython).
 
 ``admit`` routes a request (``ext.sidecar.routing``), reads the origin header and the
 route's param-flow arguments, and asks the guard through ``Entry.check()``, which returns a

@@ -1,5 +1,7 @@
 # cython: annotation_typing=False
-"""One proxied request: guard decision, upstream pick, streaming both ways, outcome.
+# (C types come from the .pxd; the annotations are for mypy and readers)
+"""One proxied request: guard decision, upstream pick, streaming both ways, outcome
+(pure-Python truth of the twin; ``_exchange_c.pxd`` types it for Cython).
 
 No task or coroutine is created per request in the common case: the guard's decision
 comes from ``ext.sidecar.admission`` as a value, and only a rate-limiter rule that makes

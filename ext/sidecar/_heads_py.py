@@ -1,4 +1,5 @@
 # cython: annotation_typing=False
+# (C types come from the .pxd; the annotations are for mypy and readers)
 """Header fields the proxy reads, drops or adds, both ways (pure-Python truth of the twin).
 
 Requests: ``REQUEST_FIELDS`` names, by lower-case name, every field the client side must

@@ -1,5 +1,7 @@
 # cython: annotation_typing=False
-"""Client side: the asyncio Protocol that parses requests with httptools.
+# (C types come from the .pxd; the annotations are for mypy and readers)
+"""Client side: the asyncio protocol that parses requests with httptools (pure-Python
+truth of the twin; ``_protocol_c.pxd`` types it for Cython).
 
 Requests on one connection are answered in order (HTTP/1.1 pipelining): while one is in
 flight, the next parsed ones wait in ``pending`` and reading pauses. Reading also pauses
@@ -8,9 +10,10 @@ A malformed request gets its 4xx/5xx answer on its own connection, which then cl
 other connections are untouched.
 
 Cost: every httptools callback is a C-to-Python call, so each one does as little as it
-can. ``on_header`` sorts a field with one dict lookup: ordinary fields go straight into
-the list the upstream request head is joined from, the few the proxy must read or drop
-(``heads.REQUEST_FIELDS``) take a slower path.
+can. ``on_header`` sorts a field with one lookup (``heads.request_field_kind``): ordinary
+fields go straight into the list the upstream request head is joined from, the few the
+proxy must read or drop take a slower path. A refused request without a body, on a
+connection with nothing in flight, is answered before any ``Exchange`` is built.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ class _Reject(Exception):
 
 
 class ClientConnection:
-    """One downstream connection."""
+    """One downstream connection: an ``asyncio.Protocol`` in all but its base class, which
+    a compiled class cannot have."""
 
     def __init__(self, proxy: Proxy, exchange_type: type[Exchange]) -> None:
         self.proxy = proxy

@@ -1,5 +1,7 @@
 # cython: annotation_typing=False
-"""Upstream side: one ``UpstreamConnection`` protocol per socket and a bounded idle pool.
+# (C types come from the .pxd; the annotations are for mypy and readers)
+"""Upstream side: one ``UpstreamConnection`` protocol per socket and a bounded idle pool
+(pure-Python truth of the twin; ``_upstream_c.pxd`` types it for Cython).
 
 A connection carries one exchange at a time (no pipelining towards the app). Response
 events are handed to the exchange (``ext.sidecar.exchange``) as they are parsed, so bodies
@@ -38,7 +40,8 @@ class _SkipBody(Exception):
 
 
 class UpstreamConnection:
-    """One keep-alive connection to an upstream."""
+    """One keep-alive connection to an upstream (an ``asyncio.Protocol`` but for the base
+    class, which a compiled class cannot have)."""
 
     def __init__(self, pool: UpstreamPool, upstream: Upstream) -> None:
         self.pool = pool
