@@ -16,8 +16,9 @@ from guard import BlockError, Guard
 from guard.flow.cluster import ClusterController
 
 # What a wait may take beyond timeout_ms: one switch interval of the interpreter (5 ms)
-# plus the kernel waking the thread (see test_processes.py for the reasoning and figures).
-ALLOWANCE_S = 0.010
+# plus the kernel running the woken thread, which on 2 cores shared by three workers, Redis
+# and the test waits behind other runnable tasks (see test_processes.py for the figures).
+ALLOWANCE_S = 0.030
 
 
 def patient_client(port: int) -> redis.Redis:

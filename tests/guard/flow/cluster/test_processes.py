@@ -87,7 +87,7 @@ def test_three_processes_share_one_global_limit(
     server = redis_factory()
     seconds = 6.0
     # A generous timeout: this run is about accuracy, and the machine may be busy.
-    rules = cluster_rules("orders", server.url, 300, lease_ms=lease_ms, timeout_ms=250)
+    rules = cluster_rules("orders", server.url, 300, lease_ms=lease_ms, timeout_ms=1000)
     start, reports = run_workers(rules, "orders", seconds)
     for r in reports:
         assert r["fallback"] == [], r["messages"]
@@ -105,7 +105,7 @@ def test_avg_local_limit_is_count_per_live_instance(
 ) -> None:
     server = redis_factory()
     seconds = 5.0
-    rules = cluster_rules("search", server.url, 100, threshold="avg_local", timeout_ms=250)
+    rules = cluster_rules("search", server.url, 100, threshold="avg_local", timeout_ms=1000)
     _, reports = run_workers(rules, "search", seconds)
     for r in reports:
         assert r["fallback"] == [], r["messages"]
@@ -118,12 +118,13 @@ def test_avg_local_limit_is_count_per_live_instance(
     )
 
 
-# Every bound below is timeout_ms + ALLOWANCE_S (10 ms). A thread whose timed wait ran out
+# Every bound below is timeout_ms + ALLOWANCE_S (30 ms). A thread whose timed wait ran out
 # must get the interpreter back before it can decide or switch, and another thread of the
 # process (the sender parsing a reply, the refiller) may hold it for up to one switch
-# interval (sys.getswitchinterval(): 5 ms); the other 5 ms are for the kernel to wake the
+# interval (sys.getswitchinterval(): 5 ms); the rest is for the kernel to run the woken
 # thread on a busy machine. Measured on a loaded 2-core machine at timeout_ms 50: waits of
-# 50.3 to 52.4 ms, switches 50.3 to 52.2 ms after the first unanswered request was sent.
+# 50.3 to 52.4 ms, switches 50.3 to 52.2 ms after the first unanswered request was sent;
+# with a CI run and benchmarks sharing the cores, pure-twin workers switched at 64-68 ms.
 
 
 @pytest.mark.parametrize("lease_ms", [100, 0], ids=["leasing", "strict"])
