@@ -9,6 +9,53 @@ cdef int NEW, ENTERED, BLOCKED, EXITED
 cdef tuple _TRACE_ALL
 
 
+cdef extern from *:
+    """
+    /* Freelists for Entry and Verdict, as Cython's @freelist would give (Cython drops that
+       directive when a .pxd augments a pure-Python module). An entry is built and freed
+       on every guarded call; reusing its memory skips malloc, free and the GC's allocation
+       count. One pool per type (sizes differ). Runs under the GIL, like tp_alloc/tp_free.
+       Only for GC types of fixed size with no subclasses (final cdef classes). */
+    #define GUARD_POOL(name)                                                        \
+    static PyObject *name##_slots[64];                                              \
+    static int name##_len = 0;                                                      \
+    static CYTHON_UNUSED PyObject *name##_alloc(PyTypeObject *t, Py_ssize_t nitems) { \
+        if (name##_len > 0 && nitems == 0) {                                        \
+            PyObject *o = name##_slots[--name##_len];                               \
+            memset(o, 0, (size_t)t->tp_basicsize);                                  \
+            (void)PyObject_Init(o, t);                                              \
+            PyObject_GC_Track(o);                                                   \
+            return o;                                                               \
+        }                                                                           \
+        return PyType_GenericAlloc(t, nitems);                                      \
+    }                                                                               \
+    static CYTHON_UNUSED void name##_free(void *o) {                                \
+        if (name##_len < 64) {                                                      \
+            name##_slots[name##_len++] = (PyObject *)o;                             \
+        } else {                                                                    \
+            PyObject_GC_Del(o);                                                     \
+        }                                                                           \
+    }                                                                               \
+    static CYTHON_UNUSED void name##_install(PyObject *type) {                      \
+        ((PyTypeObject *)type)->tp_alloc = name##_alloc;                            \
+        ((PyTypeObject *)type)->tp_free = name##_free;                              \
+    }
+    GUARD_POOL(guard_entry_pool)
+    GUARD_POOL(guard_verdict_pool)
+
+    /* A refusal built by its type's tp_new alone. BlockError has no __init__ of its own and
+       BaseException's would store the same args again, so this is the same object without
+       the generic call path (argument tuple, type_call, __init__): a fifth of the cost of
+       a refused call. */
+    static inline PyObject *guard_new_error(PyObject *cls, PyObject *args) {
+        return ((PyTypeObject *)cls)->tp_new((PyTypeObject *)cls, args, NULL);
+    }
+    """
+    void guard_entry_pool_install(object type)
+    void guard_verdict_pool_install(object type)
+    object guard_new_error(object cls, tuple args)
+
+
 cdef inline long long mono_ms() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -16,7 +63,6 @@ cdef inline long long mono_ms() noexcept nogil:
 
 
 @cython.final
-@cython.freelist(64)
 cdef class Verdict:
     cdef public object error
     cdef public double wait_ms
@@ -41,6 +87,7 @@ cdef class StatSlot(Check):
 
 
 cpdef Verdict block(error)
+cpdef object new_error(type cls, str resource, rule, retry_after)
 cpdef Verdict wait(double ms)
 
 
@@ -81,7 +128,7 @@ cdef class Resource:
 
 cdef bint contexts_used
 
-cpdef Entry new_entry(Core core, Resource res, origin, args, long long count, bint inbound)
+cpdef Entry new_entry(Core core, Resource res, origin, tuple args, long long count, bint inbound)
 
 
 @cython.final
@@ -96,11 +143,10 @@ cdef class NodeSelectorSlot(PrepareSlot):
 
 
 cdef class StatisticSlot(StatSlot):
-    cdef void _complete(self, StatNode node, Entry e)
+    cdef void _complete(self, StatNode node, Entry e) noexcept
 
 
 @cython.final
-@cython.freelist(64)
 cdef class Entry:
     cdef public Core core
     cdef public Resource res
@@ -121,7 +167,7 @@ cdef class Entry:
     cdef public double wait_ms
     cdef public tuple trace_types
     cdef public tuple ignore_types
-    cdef void _setup(self, Core core, Resource res, origin, args, long long count, bint inbound)
+    cdef void _setup(self, Core core, Resource res, origin, tuple args, long long count, bint inbound) noexcept
     cpdef check(self)
     cdef void _blocked(self, Plan plan, error)
     cpdef passed(self)

@@ -33,6 +33,14 @@ else:
     def mono_ms() -> int:
         return int(time.monotonic() * 1000)
 
+    def guard_entry_pool_install(cls: type) -> None:
+        pass  # the compiled twin reuses freed entries and verdicts (see _chain_c.pxd)
+
+    guard_verdict_pool_install = guard_entry_pool_install
+
+    def guard_new_error(cls: Any, args: tuple[Any, ...]) -> Any:
+        return cls(*args)  # the compiled twin calls the type's tp_new (see _chain_c.pxd)
+
 
 __all__ = [
     "Check",
@@ -49,6 +57,7 @@ __all__ = [
     "block",
     "enable_contexts",
     "new_entry",
+    "new_error",
     "wait",
 ]
 
@@ -80,6 +89,11 @@ def block(error: Any) -> Verdict:
     v.error = error
     v.wait_ms = 0.0
     return v
+
+
+def new_error(cls: type, resource: str, rule: Any, retry_after: Any) -> Any:
+    """``cls(resource, rule, retry_after)`` for a ``BlockError`` subclass, built cheaply."""
+    return guard_new_error(cls, (resource, rule, retry_after))
 
 
 def wait(ms: float) -> Verdict:
@@ -377,7 +391,6 @@ class Entry:
         self._setup(core, res, origin, args, count, inbound)
 
     # C types of the arguments are in _chain_c.pxd.
-    # C types of the arguments are in _chain_c.pxd.
     def _setup(self, core, res, origin, args, count, inbound):  # type: ignore[no-untyped-def]
         self.core = core
         self.res = res
@@ -523,3 +536,7 @@ class Entry:
     def __repr__(self) -> str:
         states = {NEW: "new", ENTERED: "entered", BLOCKED: "blocked", EXITED: "exited"}
         return f"<Entry {self.res.name} {states.get(self.state, '?')}>"
+
+
+guard_entry_pool_install(Entry)  # an entry per guarded call: reuse freed ones
+guard_verdict_pool_install(Verdict)  # a verdict per refused or queued call

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         Verdict,
         block,
         new_entry,
+        new_error,
         wait,
     )
 
@@ -55,6 +56,7 @@ else:
     StatSlot = _mod.StatSlot
     Verdict = _mod.Verdict
     new_entry = _mod.new_entry
+    new_error = _mod.new_error
     block = _mod.block
     wait = _mod.wait
 
@@ -76,6 +78,7 @@ __all__ = [
     "Verdict",
     "block",
     "new_entry",
+    "new_error",
     "wait",
 ]
 

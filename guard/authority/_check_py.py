@@ -16,9 +16,9 @@ import cython
 from guard.errors import AuthorityBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, block
+    from cython.cimports.guard._chain_c import Check, Entry, block, new_error
 else:
-    from guard.chain import Check, Entry, block
+    from guard.chain import Check, Entry, block, new_error
 
 __all__ = ["AuthorityCheck", "OriginList"]
 
@@ -52,5 +52,5 @@ class AuthorityCheck(Check):
         for item in self.lists:
             rule: OriginList = item
             if not rule.admits(origin):
-                return block(AuthorityBlocked(e.res.name, rule.rule, None))
+                return block(new_error(AuthorityBlocked, e.res.name, rule.rule, None))
         return None

@@ -37,9 +37,9 @@ import cython
 from guard.errors import DegradeBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, block
+    from cython.cimports.guard._chain_c import Check, Entry, block, new_error
 else:
-    from guard.chain import Check, Entry, block
+    from guard.chain import Check, Entry, block, new_error
 
 __all__ = ["STATE_NAMES", "Breaker", "DegradeCheck"]
 
@@ -198,7 +198,7 @@ class DegradeCheck(Check):
                     e.data = probes
                 probes.append(b)
                 continue
-            return block(DegradeBlocked(e.res.name, b.rule, b.retry_after(now)))
+            return block(new_error(DegradeBlocked, e.res.name, b.rule, b.retry_after(now)))
         return None
 
     def on_block(self, e: Entry, error: Any) -> None:

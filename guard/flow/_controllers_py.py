@@ -24,10 +24,10 @@ import cython
 from guard.errors import FlowBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, Resource, block, wait
+    from cython.cimports.guard._chain_c import Check, Entry, Resource, block, new_error, wait
     from cython.cimports.guard.stat._window_c import StatNode
 else:
-    from guard.chain import Check, Entry, Resource, block, wait
+    from guard.chain import Check, Entry, Resource, block, new_error, wait
     from guard.stat.window import StatNode
 
 __all__ = [
@@ -283,7 +283,7 @@ class FlowCheck(Check):
             result = controller.can_pass(node, e.count, now)
             if result < 0.0:
                 retry = controller.retry_after(node, now)
-                return block(FlowBlocked(e.res.name, state.rule, retry))
+                return block(new_error(FlowBlocked, e.res.name, state.rule, retry))
             total += result
         if total > 0.0:
             return wait(total)

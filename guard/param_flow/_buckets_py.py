@@ -31,9 +31,9 @@ import cython
 from guard.errors import ParamFlowBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Entry, block, wait
+    from cython.cimports.guard._chain_c import Check, Entry, block, new_error, wait
 else:
-    from guard.chain import Check, Entry, block, wait
+    from guard.chain import Check, Entry, block, new_error, wait
 
 __all__ = ["BASE_CAPACITY", "MAX_CAPACITY", "ParamFlowCheck", "ParamRuleState", "ValueBucket"]
 
@@ -228,6 +228,6 @@ class ParamFlowCheck(Check):
             return BLOCK if state.count <= 0 else 0.0
 
     def refuse(self, e: Entry, state: ParamRuleState, value: Any, now) -> Any:  # type: ignore[no-untyped-def]
-        error = ParamFlowBlocked(e.res.name, state.rule, state.retry_after(value, now))
+        error = new_error(ParamFlowBlocked, e.res.name, state.rule, state.retry_after(value, now))
         error.value = value
         return block(error)

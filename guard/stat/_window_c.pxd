@@ -6,6 +6,9 @@ cdef Py_ssize_t PASS, BLOCK, SUCCESS, EXCEPTION, RT, MIN_RT, FIELDS
 cdef long long MAX_RT_MS, _EMPTY
 
 
+# The writers and the readers a check runs on every entry are noexcept: they index typed
+# arrays (no bounds checks) and divide by positive constants, so nothing can raise, and a
+# noexcept call skips the PyErr_Occurred test after it.
 @cython.final
 cdef class LeapArray:
     cdef public long long sample_count
@@ -13,11 +16,13 @@ cdef class LeapArray:
     cdef public long long bucket_ms
     cdef long long[::1] starts
     cdef long long[::1] values
+    cdef long long cur_start
+    cdef Py_ssize_t cur_idx
 
-    cpdef Py_ssize_t current(self, long long now)
-    cpdef void add(self, long long now, Py_ssize_t field, long long count)
-    cpdef void add_rt(self, long long now, long long rt, long long count)
-    cpdef long long sum(self, long long now, Py_ssize_t field)
+    cpdef Py_ssize_t current(self, long long now) noexcept
+    cpdef void add(self, long long now, Py_ssize_t field, long long count) noexcept
+    cpdef void add_rt(self, long long now, long long rt, long long count) noexcept
+    cpdef long long sum(self, long long now, Py_ssize_t field) noexcept
     cpdef long long min_rt(self, long long now)
     cpdef long long max_bucket(self, long long now, Py_ssize_t field)
     cpdef long long previous(self, long long now, Py_ssize_t field)
@@ -31,12 +36,12 @@ cdef class StatNode:
     cdef public LeapArray minute
     cdef public long long concurrency
 
-    cpdef void add_pass(self, long long now, long long count)
-    cpdef void add_block(self, long long now, long long count)
-    cpdef void add_success(self, long long now, long long rt, long long count)
-    cpdef void add_exception(self, long long now, long long count)
-    cpdef long long pass_count(self, long long now)
-    cpdef double pass_qps(self, long long now)
+    cpdef void add_pass(self, long long now, long long count) noexcept
+    cpdef void add_block(self, long long now, long long count) noexcept
+    cpdef void add_success(self, long long now, long long rt, long long count) noexcept
+    cpdef void add_exception(self, long long now, long long count) noexcept
+    cpdef long long pass_count(self, long long now) noexcept
+    cpdef double pass_qps(self, long long now) noexcept
     cpdef double block_qps(self, long long now)
     cpdef double success_qps(self, long long now)
     cpdef double exception_qps(self, long long now)

@@ -58,12 +58,23 @@ class LeapArray:
         self.bucket_ms = interval_ms // sample_count
         self.starts = array("q", [_EMPTY] * sample_count)
         self.values = array("q", [0] * (sample_count * FIELDS))
+        # The bucket the last lookup landed on. Most lookups land on it again, and checking
+        # that costs two compares where computing the index costs two integer divisions
+        # (tens of cycles each, several per guarded call). Only the slow path below writes
+        # ``starts``, and it always moves this cache there, so starts[cur_idx] == cur_start.
+        self.cur_start = _EMPTY
+        self.cur_idx = 0
 
     def current(self, now):
         """Index of the bucket holding ``now``, resetting it if it is from an earlier lap."""
         bucket_ms: cython.longlong = self.bucket_ms
+        offset: cython.longlong = now - self.cur_start
+        if 0 <= offset < bucket_ms:
+            return self.cur_idx
         idx: cython.Py_ssize_t = (now // bucket_ms) % self.sample_count
         start: cython.longlong = now - now % bucket_ms
+        self.cur_start = start
+        self.cur_idx = idx
         if self.starts[idx] != start:
             # Stale (earlier lap) or, after the clock went back, ahead: start it afresh.
             self.starts[idx] = start

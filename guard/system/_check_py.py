@@ -25,10 +25,10 @@ import cython
 from guard.errors import SystemBlocked
 
 if cython.compiled:
-    from cython.cimports.guard._chain_c import Check, Core, Entry, block
+    from cython.cimports.guard._chain_c import Check, Core, Entry, block, new_error
     from cython.cimports.guard.stat._window_c import StatNode
 else:
-    from guard.chain import Check, Core, Entry, block
+    from guard.chain import Check, Core, Entry, block, new_error
     from guard.stat.window import StatNode
 
 __all__ = ["SystemCheck", "SystemStatus"]
@@ -91,6 +91,6 @@ class SystemCheck(Check):
         return None
 
     def refuse(self, e: Entry, limit: str) -> Any:
-        error = SystemBlocked(e.res.name, self.rule, None)
+        error = new_error(SystemBlocked, e.res.name, self.rule, None)
         error.limit = limit  # which threshold refused the entry, as Sentinel's limitType
         return block(error)

@@ -664,3 +664,52 @@ async def test_positional_arguments_feed_param_flow_rules() -> None:
     with pytest.raises(BlockError):
         g.enter("items.get", args=("hot",))
     g.enter("items.get", args=("other",)).exit()
+
+
+def test_every_call_form_reaches_the_function_alike() -> None:
+    # The compiled wrapper takes calls without keywords by vectorcall (no keyword dict) and
+    # the rest through the usual path: both must pass the same arguments.
+    g = engine()
+
+    @g.guard("r")
+    def f(a: int, b: int = 2, *, c: int = 3) -> tuple[int, int, int]:
+        return (a, b, c)
+
+    class Holder:
+        m = g.guard("r")(lambda self, x, y=0: (self, x, y))
+
+    h = Holder()
+    assert f(1) == (1, 2, 3)
+    assert f(1, 5) == (1, 5, 3)
+    assert f(1, c=9) == (1, 2, 9)
+    assert f(a=4) == (4, 2, 3)
+    assert f(*[6, 7]) == (6, 7, 3)
+    assert f(**{"a": 8, "c": 0}) == (8, 2, 0)
+    assert f(0, **{}) == (0, 2, 3)
+    assert functools.partial(f, 1)(c=2) == (1, 2, 2)
+    assert h.m(1) == (h, 1, 0) and h.m(1, y=2) == (h, 1, 2)
+    with pytest.raises(TypeError):
+        f()  # the function's own error, after the entry
+    with pytest.raises(TypeError):
+        f(1, d=4)
+    s = g.stats("r")
+    # Every call completed (success counts completions, as in Sentinel); two were traced.
+    assert (s.total_pass, s.total_success, s.total_exception, s.concurrency) == (12, 12, 2, 0)
+
+
+def test_entries_kept_by_the_caller_survive_the_reuse_of_freed_ones() -> None:
+    # The compiled twin recycles the memory of freed entries: one a caller still holds must
+    # never be handed out again, however many are built and freed meanwhile.
+    g = engine({"resource": "busy", "count": 1e9})
+    kept = [g.enter(f"kept.{i}") for i in range(200)]
+    f = g.guard("busy")(module_level)
+    for i in range(5_000):
+        assert f(i) == 2 * i
+        with g.entry("busy"):
+            pass
+    for i, e in enumerate(kept):
+        assert e.resource == f"kept.{i}"
+        assert repr(e) == f"<Entry kept.{i} entered>"
+        e.exit()
+    assert all(g.stats(f"kept.{i}").concurrency == 0 for i in range(200))
+    assert g.stats("busy").total_pass == 10_000 and g.stats("busy").concurrency == 0

@@ -395,3 +395,50 @@ def test_twins_read_the_same_numbers(ops: list[tuple[str, int, int]]) -> None:
     assert all(v == values[0] for v in values)
     # And the pure twin agrees with itself as a sanity check on the read path.
     assert all(len(v) == sum(op == "r" for op, _, _ in ops) for v in values)
+
+
+def _uncached_reference(sample_count: int, bucket_ms: int) -> Any:
+    """The bucket lookup as defined (index and start from the time alone, no cache)."""
+    starts = [None] * sample_count
+    counts = [0] * sample_count
+
+    def add(now: int, value: int) -> None:
+        idx = (now // bucket_ms) % sample_count
+        if starts[idx] != now - now % bucket_ms:
+            starts[idx], counts[idx] = now - now % bucket_ms, 0
+        counts[idx] += value
+
+    def total(now: int) -> int:
+        add(now, 0)
+        return sum(c for s, c in zip(starts, counts) if s is not None and now - s <= 1000)
+
+    return add, total
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sample_count=st.sampled_from([1, 2, 4, 10]),
+    # Jumps forward and back, within a bucket, by whole buckets and by whole laps.
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1, -1, 250, -250, 500, -500, 1000, -1000, 2000, 999]),
+            st.integers(0, 9),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_cached_bucket_lookup_matches_the_definition_when_time_jumps(
+    sample_count: int, steps: list[tuple[int, int]]
+) -> None:
+    # The compiled and pure windows remember the last bucket to skip the divisions; a clock
+    # that goes back (a ManualClock, or times of entries that overlap) must not fool them.
+    for twin in TWINS:
+        arr = importlib.import_module(f"guard.stat._window_{twin}").LeapArray(sample_count, 1000)
+        add, total = _uncached_reference(sample_count, arr.bucket_ms)
+        now = 10_000
+        for delta, value in steps:
+            now += delta
+            arr.add(now, PASS, value)
+            add(now, value)
+            assert arr.sum(now, PASS) == total(now), (twin, now)
