@@ -25,6 +25,9 @@
 -- ARGV[9]  buckets in the window (window_ms must be a multiple)
 -- ARGV[10] all_or_nothing: 1 grants want or nothing (one decision), 0 grants what is left
 -- ARGV[11] leave: 1 removes the caller from the live instances (its rule was removed)
+-- ARGV[12] debt_id: the booking's id ("" with no debt). A booking whose reply was lost is
+--          sent again with the same id; the window keeps the last id booked per instance
+--          (field "debt:<instance>") and books an id once.
 -- Returns {granted, bucket, live_instances, remaining_after}: remaining_after may be < 0
 -- when debts pushed the window over its limit.
 
@@ -44,6 +47,7 @@ local window_ms = tonumber(ARGV[8])
 local width = window_ms / tonumber(ARGV[9])
 local all_or_nothing = tonumber(ARGV[10])
 local leave = tonumber(ARGV[11])
+local debt_id = ARGV[12]
 
 local current = now - now % width
 local oldest = current - window_ms + width
@@ -99,6 +103,14 @@ if available > 0 then
 end
 if all_or_nothing == 1 and granted < want then
   granted = 0
+end
+if debt > 0 and debt_id ~= '' then
+  local field = 'debt:' .. instance
+  if redis.call('HGET', KEYS[1], field) == debt_id then
+    debt = 0  -- booked by an earlier call whose reply was lost
+  else
+    redis.call('HSET', KEYS[1], field, debt_id)
+  end
 end
 local booked = granted + debt
 if booked > 0 then

@@ -55,6 +55,8 @@ def _after_fork_in_child() -> None:
         c._lock = threading.Lock()
         c.instance = _instance_id()
         c.lease.clear()
+        c.debt = 0  # the parent books its own local passes
+        c.booking = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -106,6 +108,11 @@ class ClusterController(Controller):
         self.last_call = 0.0
         self.live = 1
         self.debt = 0  # passes admitted locally, to book on the shared window
+        # A booking of debt sent without a reply: (id, passes). Redis may have applied it
+        # (a stalled server runs what it received once it resumes), so it is sent again
+        # as it was, with its id, until an answer comes; the script books an id once.
+        self.booking: tuple[str, int] | None = None
+        self._bookings = itertools.count(1)
         self.bridge: Any = None  # local decisions on an event loop while the lease is empty
         self.local_passes: dict[int, int] = {}  # 100 ms slot -> passes while in fallback
         status.register(self)
@@ -161,7 +168,7 @@ class ClusterController(Controller):
         alone, otherwise ``want`` tokens are asked for and the surplus tops up the lease.
         Without an answer in time the decision is local, at once."""
         try:
-            reply = self.link.call(_SCRIPT, self.keys, self._args(want, "", 0, exact, False))
+            reply = self.link.call(_SCRIPT, self.keys, self._args(want, "", None, exact, False))
         except FAILURES:
             return self._local(node, acquire, now)
         granted = self._apply(reply, _monotonic(), consume=acquire)
@@ -198,7 +205,7 @@ class ClusterController(Controller):
 
     def due_in(self, now: float) -> float:
         """Seconds until this controller needs the refiller (<= 0: now)."""
-        if self.closed or self.debt:
+        if self.closed or self.debt or self.booking:
             return 0.0
         if self.state != CLUSTER:
             return HEARTBEAT_S
@@ -225,20 +232,24 @@ class ClusterController(Controller):
             target = lease.target(now, self._limit())
             lease.low_water = (target + 1) // 2
             want = 0 if self.closed else max(0, target - lease.tokens)
-            debt, self.debt = self.debt, 0
-            args = self._args(want, give_back, debt, False, self.closed)
-        try:
-            reply = link.call(_SCRIPT, self.keys, args)
-        except FAILURES:
-            with self._lock:
-                self.debt += debt
-            raise
+            if self.booking is None and self.debt:
+                self.booking = (f"{self.instance}:{next(self._bookings)}", self.debt)
+                self.debt = 0
+            booking = self.booking
+            args = self._args(want, give_back, booking, False, self.closed)
+        reply = link.call(_SCRIPT, self.keys, args)  # on failure the booking stays for later
+        with self._lock:
+            if self.booking is booking:
+                self.booking = None
         self._apply(reply, _monotonic(), consume=0)
 
-    def _args(self, want: int, give_back: str, debt: int, exact: bool, leave: bool) -> list[Any]:
+    def _args(
+        self, want: int, give_back: str, booking: tuple[str, int] | None, exact: bool, leave: bool
+    ) -> list[Any]:
+        debt_id, debt = booking or ("", 0)
         return [
             want, repr(self.count), self.per_instance, self.instance, HEARTBEAT_TTL_MS,
-            give_back, debt, WINDOW_MS, BUCKETS, int(exact), int(leave),
+            give_back, debt, WINDOW_MS, BUCKETS, int(exact), int(leave), debt_id,
         ]  # fmt: skip
 
     def _apply(self, reply: Any, now: float, consume: int) -> int:

@@ -210,10 +210,34 @@ def test_recovery_books_local_passes(
     # The refiller's heartbeat may have failed first: its switch completes by itself.
     wait_for(lambda: c.state == "fallback", 0.5)
     server.start()
-    wait_for(lambda: c.state == "cluster" and c.debt == 0)
+    wait_for(lambda: c.state == "cluster" and c.debt == 0 and c.booking is None)
     client = redis.Redis(port=server.port)
     assert window_total(client, rule_keys(engine.rules.flow[0])[0]) == 10
     assert attempts(engine, "debt", 40) == 30
+
+
+def test_a_booking_applied_but_unanswered_is_booked_once(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    # A stalled Redis runs what it received once it resumes: the booking it applied while
+    # its reply came too late is sent again on recovery, and must not count twice.
+    server = redis_factory()
+    engine = Guard()
+    engine.load_rules(rules("once", server.url, 40, lease_ms=0, timeout_ms=50))
+    c = controller(engine, "once")
+    assert attempts(engine, "once", 3) == 3
+    server.pause()
+    try:
+        with c._lock:
+            c.debt += 7  # as if passed locally during an earlier fallback
+        c.link.wake()  # the refiller sends the booking now, into the stalled server
+        wait_for(lambda: c.state == "fallback", 2.0)
+        assert c.booking is not None and c.booking[1] == 7  # sent, never answered
+    finally:
+        server.resume()
+    wait_for(lambda: c.state == "cluster" and c.booking is None and c.debt == 0)
+    client = redis.Redis(port=server.port)
+    assert window_total(client, rule_keys(engine.rules.flow[0])[0]) == 3 + 7
 
 
 def test_keys_are_hash_tagged_to_one_slot(redis_server: RedisServer) -> None:
