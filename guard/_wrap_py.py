@@ -7,7 +7,7 @@ a passed one does.
 
 The compiled twin also answers the vectorcall protocol (``enable_vectorcall`` in
 ``_wrap_c.pxd``): a call without keywords reaches ``_call`` with no keyword dict built,
-copied and freed, which cost more than a tenth of a guarded call.
+copied and freed, which cost about a tenth of a guarded call.
 """
 
 from __future__ import annotations

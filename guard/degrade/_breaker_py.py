@@ -101,6 +101,8 @@ class Breaker:
     def roll(self, now) -> None:  # type: ignore[no-untyped-def]
         """Start a fresh bucket when ``now`` is past the current one."""
         start: cython.longlong = now - now % self.interval_ms
+        if start > now:  # C's remainder of a time below zero (a ManualClock may start there)
+            start -= self.interval_ms
         if start != self.bucket_start:
             self.bucket_start = start
             self.total = 0

@@ -104,6 +104,8 @@ class WarmUpController(Controller):
 
     def sync_token(self, previous_qps, now) -> None:
         current: cython.longlong = now - now % 1000
+        if current > now:  # C's remainder of a time below zero (a ManualClock may start there)
+            current -= 1000
         if not self.started:
             # Start cold: full of tokens, as if idle forever, whatever the clock reads.
             self.started = True

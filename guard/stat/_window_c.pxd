@@ -30,6 +30,10 @@ cdef class LeapArray:
     cpdef long long window_end(self, long long now)
 
 
+cdef long long _floor_to(long long t, long long step) noexcept
+cdef Py_ssize_t _bucket_index(long long start, long long bucket_ms, long long sample_count) noexcept
+
+
 @cython.final
 cdef class StatNode:
     cdef public LeapArray second

@@ -71,8 +71,8 @@ class LeapArray:
         offset: cython.longlong = now - self.cur_start
         if 0 <= offset < bucket_ms:
             return self.cur_idx
-        idx: cython.Py_ssize_t = (now // bucket_ms) % self.sample_count
-        start: cython.longlong = now - now % bucket_ms
+        start: cython.longlong = _floor_to(now, bucket_ms)
+        idx: cython.Py_ssize_t = _bucket_index(start, bucket_ms, self.sample_count)
         self.cur_start = start
         self.cur_idx = idx
         if self.starts[idx] != start:
@@ -135,11 +135,8 @@ class LeapArray:
     def previous(self, now, field):
         """``field`` of the whole bucket before the one holding ``now`` (0 if none is live)."""
         bucket_ms: cython.longlong = self.bucket_ms
-        t: cython.longlong = now - bucket_ms
-        if t < 0:
-            return 0  # before the clock's first bucket (C division would round toward 0)
-        idx: cython.Py_ssize_t = (t // bucket_ms) % self.sample_count
-        start: cython.longlong = t - t % bucket_ms
+        start: cython.longlong = _floor_to(now, bucket_ms) - bucket_ms
+        idx: cython.Py_ssize_t = _bucket_index(start, bucket_ms, self.sample_count)
         if self.starts[idx] != start:
             return 0
         return self.values[idx * FIELDS + field]
@@ -176,7 +173,24 @@ class LeapArray:
 
     def window_end(self, now):
         """Milliseconds until the current bucket ends (when the oldest one leaves the window)."""
-        return self.bucket_ms - now % self.bucket_ms
+        return _floor_to(now, self.bucket_ms) + self.bucket_ms - now
+
+
+def _bucket_index(start, bucket_ms, sample_count):
+    """Ring index of the bucket starting at ``start`` (a multiple of ``bucket_ms``)."""
+    idx: cython.Py_ssize_t = (start // bucket_ms) % sample_count
+    if idx < 0:  # C's remainder of a negative time (a ManualClock may go below zero)
+        idx += sample_count
+    return idx
+
+
+def _floor_to(t, step):
+    """``t`` rounded down to a multiple of ``step`` (> 0), for negative ``t`` too: the
+    compiled twin divides as C does, truncating toward zero."""
+    start: cython.longlong = t - t % step
+    if start > t:
+        start -= step
+    return start
 
 
 class StatNode:

@@ -29,7 +29,7 @@ def run_workload(twin: str, seed: int) -> list[str]:
     return proc.stdout.splitlines()
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 9])  # seed 9 starts the clock below zero
 def test_twins_agree_on_a_seeded_workload(seed: int) -> None:
     outputs = {twin: run_workload(twin, seed) for twin in TWINS}
     first = outputs[TWINS[0]]

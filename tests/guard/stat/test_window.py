@@ -227,6 +227,19 @@ def test_clock_moving_backwards(impl: ModuleType) -> None:
     assert arr.sum(3600, PASS) == 1
 
 
+def test_times_below_zero_use_floor_buckets(impl: ModuleType) -> None:
+    # A ManualClock may start below zero. C division truncates toward zero: without the
+    # correction, -501 ms indexed bucket -1 of the ring (memory outside the array).
+    arr = impl.LeapArray(2, 1000)
+    arr.add(-501, PASS, 2)  # bucket [-1000, -500)
+    arr.add(-1, PASS, 3)  # bucket [-500, 0)
+    assert arr.sum(-1, PASS) == 5
+    assert arr.previous(-1, PASS) == 2
+    assert arr.window_end(-501) == 1 and arr.window_end(-500) == 500
+    arr.add(499, PASS, 1)  # bucket [0, 500) takes the ring slot of [-1000, -500)
+    assert arr.sum(499, PASS) == 4
+
+
 def test_huge_clock_values(impl: ModuleType) -> None:
     t = 10**15 + 123
     arr = impl.LeapArray(2, 1000)
@@ -427,16 +440,19 @@ def _uncached_reference(sample_count: int, bucket_ms: int) -> Any:
         min_size=1,
         max_size=60,
     ),
+    start=st.sampled_from([10_000, 0, -1, -4_999]),
 )
 def test_cached_bucket_lookup_matches_the_definition_when_time_jumps(
-    sample_count: int, steps: list[tuple[int, int]]
+    sample_count: int, steps: list[tuple[int, int]], start: int
 ) -> None:
     # The compiled and pure windows remember the last bucket to skip the divisions; a clock
     # that goes back (a ManualClock, or times of entries that overlap) must not fool them.
+    # Times below zero (a ManualClock may start there) land in the same buckets as in
+    # Python's floor division; the compiled twin divides as C does and must correct it.
     for twin in TWINS:
         arr = importlib.import_module(f"guard.stat._window_{twin}").LeapArray(sample_count, 1000)
         add, total = _uncached_reference(sample_count, arr.bucket_ms)
-        now = 10_000
+        now = start
         for delta, value in steps:
             now += delta
             arr.add(now, PASS, value)
